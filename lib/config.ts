@@ -1,0 +1,191 @@
+import { readFileSync } from 'node:fs'
+import { Value } from '@sinclair/typebox/value'
+import { parse as parseYaml } from 'yaml'
+import {
+  ConfigSchema, CONFIG_DEFAULTS, CONFIG_ENV, NON_CONFIG_ENV,
+  type GatewayConfig, type RawConfig, type RateLimitConfig
+} from '../schemas/config.js'
+import { parseDuration } from './duration.js'
+
+const KEY_TO_ENV = new Map(Object.entries(CONFIG_ENV).map(([env, key]) => [key, env]))
+const RESERVED_PREFIXES = ['/ws', '/health', '/admin', '/auth', '/docs']
+
+/** A configuration problem, reported as one line naming the key. */
+export class ConfigError extends Error {
+  constructor (public key: string, public detail: string) {
+    super(`invalid configuration: ${key}: ${detail}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv
+  /** Path of a YAML file; defaults to env.GATEWAY_CONFIG. */
+  file?: string
+  /** Values that win over the file and the environment (used by tests and embedders). */
+  overrides?: Record<string, unknown>
+}
+
+export function loadConfig (opts: LoadConfigOptions = {}): GatewayConfig {
+  const env = opts.env ?? process.env
+  const file = opts.file ?? env.GATEWAY_CONFIG
+  const fromFile = file !== undefined && file !== '' ? readYaml(file) : {}
+  const raw = { ...CONFIG_DEFAULTS, ...fromFile, ...readEnv(env), ...opts.overrides }
+  return resolveConfig(raw)
+}
+
+function readYaml (file: string): Record<string, unknown> {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError('GATEWAY_CONFIG', `cannot read ${file}: ${(err as Error).message}`)
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text)
+  } catch (err) {
+    throw new ConfigError('GATEWAY_CONFIG', `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError('GATEWAY_CONFIG', `${file} must hold a mapping of config keys`)
+  }
+  return doc as Record<string, unknown>
+}
+
+function readEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue
+    const key = CONFIG_ENV[name]
+    if (key === undefined) {
+      // A misspelt variable would otherwise be ignored without a word.
+      if (name.startsWith('GATEWAY_') && !NON_CONFIG_ENV.has(name)) {
+        throw new ConfigError(name, `unknown environment variable; known: ${Object.keys(CONFIG_ENV).join(', ')}`)
+      }
+      continue
+    }
+    if (value === '') continue
+    out[key] = coerceEnv(key, value)
+  }
+  return out
+}
+
+function coerceEnv (key: keyof RawConfig, value: string): unknown {
+  if (key === 'tcp_allow') return value.split(',').map(s => s.trim()).filter(s => s !== '')
+  if (key === 'metrics_enabled') {
+    if (/^(true|1|yes|on)$/i.test(value)) return true
+    if (/^(false|0|no|off)$/i.test(value)) return false
+    return value
+  }
+  if (key === 'max_streams' || key === 'max_frame_bytes') return /^\d+$/.test(value) ? Number(value) : value
+  return value
+}
+
+function describeKey (path: string): string {
+  const parts = path.split('/').filter(p => p !== '')
+  const name = parts.map((p, i) => /^\d+$/.test(p) ? `[${p}]` : (i === 0 ? p : `.${p}`)).join('')
+  const env = KEY_TO_ENV.get(parts[0] as keyof RawConfig)
+  return env !== undefined ? `${name} (${env})` : name
+}
+
+function resolveConfig (raw: Record<string, unknown>): GatewayConfig {
+  const first = Value.Errors(ConfigSchema, raw).First()
+  if (first !== undefined) {
+    const expected = first.schema.description ?? first.message.replace(/^Expected/, 'expected')
+    if (first.message.startsWith('Unexpected property')) {
+      throw new ConfigError(describeKey(first.path), 'unknown key')
+    }
+    const got = first.value === undefined ? 'nothing' : JSON.stringify(first.value)
+    throw new ConfigError(describeKey(first.path), `${expected}, got ${got}`)
+  }
+  const c = raw as RawConfig
+  return {
+    listen: parseListen(c.listen_addr),
+    tls: resolveTls(c),
+    logLevel: c.log_level,
+    logFormat: c.log_format,
+    metrics: { enabled: c.metrics_enabled, path: c.metrics_path },
+    backend: c.backend_base_url !== undefined
+      ? { baseUrl: c.backend_base_url.replace(/\/+$/, ''), timeoutMs: parseDuration(c.backend_timeout) }
+      : undefined,
+    backendTimeoutMs: parseDuration(c.backend_timeout),
+    maxStreams: c.max_streams,
+    maxFrameBytes: c.max_frame_bytes,
+    helloTimeoutMs: positiveDuration('hello_timeout', c.hello_timeout),
+    pingIntervalMs: positiveDuration('ping_interval', c.ping_interval),
+    shutdownTimeoutMs: parseDuration(c.shutdown_timeout),
+    tcpAllow: c.tcp_allow.map(t => t.toLowerCase()),
+    defaultUpstream: c.default_upstream,
+    rateLimit: c.rate_limit !== undefined ? resolveRateLimit(c.rate_limit) : undefined,
+    routes: resolveRoutes(c),
+    devices: resolveDevices(c)
+  }
+}
+
+function positiveDuration (key: keyof RawConfig, value: string | number): number {
+  const ms = parseDuration(value)
+  if (ms <= 0) throw new ConfigError(describeKey(`/${key}`), `expected a duration above zero, got ${JSON.stringify(value)}`)
+  return ms
+}
+
+function parseListen (addr: string): { host: string, port: number } {
+  const idx = addr.lastIndexOf(':')
+  let host = addr.slice(0, idx)
+  const port = Number(addr.slice(idx + 1))
+  if (port > 65535) throw new ConfigError(describeKey('/listen_addr'), `port must be 0-65535, got ${JSON.stringify(addr)}`)
+  if (host.startsWith('[')) host = host.slice(1, -1)
+  return { host: host === '' ? '0.0.0.0' : host, port }
+}
+
+function resolveTls (c: RawConfig): GatewayConfig['tls'] {
+  if (c.tls_cert_path === undefined && c.tls_key_path === undefined) return undefined
+  if (c.tls_cert_path === undefined) throw new ConfigError(describeKey('/tls_cert_path'), 'must be set together with tls_key_path')
+  if (c.tls_key_path === undefined) throw new ConfigError(describeKey('/tls_key_path'), 'must be set together with tls_cert_path')
+  return { certPath: c.tls_cert_path, keyPath: c.tls_key_path }
+}
+
+function resolveRateLimit (r: { max: number, window: string | number }): RateLimitConfig {
+  return { max: r.max, windowMs: parseDuration(r.window) }
+}
+
+function normalizePrefix (prefix: string): string {
+  return prefix.length > 1 ? prefix.replace(/\/+$/, '') : prefix
+}
+
+function resolveRoutes (c: RawConfig): GatewayConfig['routes'] {
+  const seen = new Set<string>()
+  return c.routes.map((r, i) => {
+    const prefix = normalizePrefix(r.prefix)
+    const key = `routes[${i}].prefix`
+    if (prefix.split('/').some(seg => seg === '.' || seg === '..')) throw new ConfigError(key, `must not contain . or .. segments, got ${JSON.stringify(r.prefix)}`)
+    if (seen.has(prefix)) throw new ConfigError(key, `duplicate prefix ${JSON.stringify(prefix)}`)
+    const reserved = RESERVED_PREFIXES.find(p => prefix === p || prefix.startsWith(p + '/'))
+    if (reserved !== undefined || prefix === c.metrics_path) throw new ConfigError(key, `${JSON.stringify(prefix)} overlaps a path the gateway serves itself`)
+    seen.add(prefix)
+    const timeoutMs = parseDuration(r.timeout ?? '30s')
+    if (timeoutMs <= 0) throw new ConfigError(`routes[${i}].timeout`, 'expected a duration above zero')
+    return {
+      prefix,
+      upstream: r.upstream.replace(/\/+$/, ''),
+      rewritePrefix: r.rewritePrefix ?? '/',
+      websocket: r.websocket ?? false,
+      timeoutMs,
+      rateLimit: r.rate_limit === false ? false : (r.rate_limit !== undefined ? resolveRateLimit(r.rate_limit) : undefined),
+      auth: r.auth ?? 'required'
+    }
+  })
+}
+
+function resolveDevices (c: RawConfig): GatewayConfig['devices'] {
+  const seen = new Set<string>()
+  return c.devices.map((d, i) => {
+    if ((d.token === undefined) === (d.token_sha256 === undefined)) {
+      throw new ConfigError(`devices[${i}]`, 'needs exactly one of token or token_sha256')
+    }
+    if (seen.has(d.device_id)) throw new ConfigError(`devices[${i}].device_id`, `duplicate device ${JSON.stringify(d.device_id)}`)
+    seen.add(d.device_id)
+    return d
+  })
+}

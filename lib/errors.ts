@@ -1,0 +1,56 @@
+import createError from '@fastify/error'
+
+// Every error code the gateway sends, HTTP and WebSocket alike. Documented in docs/errors.md.
+
+export const UpstreamUnavailableError = createError('UPSTREAM_UNAVAILABLE', 'Upstream is unavailable: %s', 502)
+export const UpstreamTimeoutError = createError('UPSTREAM_TIMEOUT', 'Upstream did not answer within %s ms', 504)
+export const RateLimitedError = createError('RATE_LIMITED', 'Rate limit exceeded, retry in %s', 429)
+export const UnauthorizedError = createError('UNAUTHORIZED', 'Authentication required: %s', 401)
+export const TokenExpiredError = createError('TOKEN_EXPIRED', 'Access token expired', 401)
+export const BadPathError = createError('BAD_PATH', 'Path is not allowed: %s', 400)
+export const NotFoundError = createError('NOT_FOUND', 'Route %s %s not found', 404)
+
+/** Codes used for HTTP errors that do not come from the gateway's own error classes. */
+export const STATUS_CODES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
+  408: 'REQUEST_TIMEOUT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+  431: 'HEADERS_TOO_LARGE',
+  500: 'INTERNAL_ERROR',
+  502: 'UPSTREAM_UNAVAILABLE',
+  503: 'SERVICE_UNAVAILABLE',
+  504: 'UPSTREAM_TIMEOUT'
+}
+
+/** Codes of `error` frames on the /ws endpoint (see docs/protocol.md). */
+export const WsErrorCode = {
+  BAD_FRAME: 'BAD_FRAME',
+  NOT_AUTHENTICATED: 'NOT_AUTHENTICATED',
+  ALREADY_AUTHENTICATED: 'ALREADY_AUTHENTICATED',
+  MAX_STREAMS: 'MAX_STREAMS',
+  STREAM_EXISTS: 'STREAM_EXISTS',
+  UNKNOWN_STREAM: 'UNKNOWN_STREAM',
+  UNKNOWN_UPSTREAM: 'UNKNOWN_UPSTREAM',
+  UPSTREAM_DENIED: 'UPSTREAM_DENIED',
+  UPSTREAM_ERROR: 'UPSTREAM_ERROR',
+  STREAM_BUFFER_FULL: 'STREAM_BUFFER_FULL'
+} as const
+export type WsErrorCode = typeof WsErrorCode[keyof typeof WsErrorCode]
+
+/** WebSocket close codes the gateway sends. 1005/1006 are never sent on the wire. */
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  BAD_GATEWAY: 1014
+} as const

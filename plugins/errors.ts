@@ -1,0 +1,32 @@
+import fp from 'fastify-plugin'
+import type { FastifyError } from 'fastify'
+import { NotFoundError, STATUS_CODES } from '../lib/errors.js'
+
+function errorCode (err: FastifyError, status: number): string {
+  // Fastify's own codes (FST_ERR_*) are internal names; clients get the gateway's code for the status.
+  if (typeof err.code === 'string' && /^[A-Z][A-Z_]*$/.test(err.code) && !err.code.startsWith('FST_')) return err.code
+  return STATUS_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST')
+}
+
+/** One error handler: every HTTP error is `{ "error": { "code", "message" } }`; 5xx internals are hidden. */
+export default fp(async (fastify) => {
+  fastify.setErrorHandler(function (err: FastifyError, request, reply) {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    const code = errorCode(err, status)
+    const ours = code === err.code
+    if (status >= 500 && !ours) {
+      request.log.error({ err }, 'request failed')
+    } else {
+      request.log.info({ code, status, message: err.message }, 'request refused')
+    }
+    const headers = (err as { headers?: Record<string, string> }).headers
+    if (headers !== undefined) reply.headers(headers)
+    const message = status >= 500 && !ours ? 'Internal Server Error' : err.message
+    return reply.code(status).type('application/json; charset=utf-8').send({ error: { code, message } })
+  })
+
+  fastify.setNotFoundHandler(function (request, reply) {
+    const err = new NotFoundError(request.method, request.url.split('?')[0].slice(0, 200))
+    return reply.code(404).send({ error: { code: err.code, message: err.message } })
+  })
+}, { name: 'errors' })

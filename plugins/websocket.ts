@@ -1,0 +1,62 @@
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import type { IncomingMessage } from 'node:http'
+import type { WebSocket } from 'ws'
+import { CloseCode } from '../lib/errors.js'
+
+const kAlive = Symbol('alive')
+type TrackedSocket = WebSocket & { [kAlive]?: boolean }
+
+function isWebSocketUpgrade (req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket'
+}
+
+/**
+ * @fastify/websocket owns the server's `upgrade` event for every WebSocket endpoint,
+ * the gateway's own and the proxied ones, so that nothing else fights over it.
+ * Proxy routes claim upgrades with the `upgrade: 'websocket'` route constraint,
+ * beside the plain HTTP routes of @fastify/http-proxy on the same path.
+ */
+export default fp(async (fastify) => {
+  fastify.addConstraintStrategy({
+    name: 'upgrade',
+    mustMatchWhenDerived: false,
+    storage () {
+      const handlers = new Map<string, unknown>()
+      return {
+        get: (value: string) => (handlers.get(value) ?? null) as never,
+        set: (value: string, store: unknown) => { handlers.set(value, store) }
+      }
+    },
+    deriveConstraint: (req: IncomingMessage) => isWebSocketUpgrade(req) ? 'websocket' : undefined as unknown as string
+  })
+
+  await fastify.register(websocket, {
+    options: { maxPayload: fastify.config.maxFrameBytes, clientTracking: true },
+    // Shutdown: every client learns the server is going away (1001), not an abnormal drop.
+    preClose (done) {
+      for (const client of fastify.websocketServer.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down')
+      fastify.websocketServer.close(() => done())
+    }
+  })
+
+  // One interval pings every client; a peer that missed the previous pong is dead.
+  const wss = fastify.websocketServer
+  wss.on('connection', (socket: TrackedSocket) => {
+    socket[kAlive] = true
+    socket.on('pong', () => { socket[kAlive] = true })
+  })
+  const timer = setInterval(() => {
+    for (const socket of wss.clients as Set<TrackedSocket>) {
+      if (socket[kAlive] === false) {
+        socket.terminate()
+        continue
+      }
+      socket[kAlive] = false
+      socket.ping()
+    }
+  }, fastify.config.pingIntervalMs)
+  timer.unref()
+  fastify.addHook('onClose', async () => { clearInterval(timer) })
+}, { name: 'websocket', dependencies: ['config'] })

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { IncomingMessage } from 'node:http'
-import type { FastifyPluginAsync, FastifyServerOptions } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyServerOptions } from 'fastify'
 import autoload from '@fastify/autoload'
 import type { GatewayConfig } from './schemas/config.js'
 
@@ -26,7 +26,13 @@ export const options: FastifyServerOptions = {
   requestIdHeader: false,
   trustProxy: false,
   return503OnClosing: true,
-  routerOptions: { ignoreTrailingSlash: false }
+  routerOptions: { ignoreTrailingSlash: false },
+  // Malformed URLs and bodies get the gateway's JSON error body too.
+  frameworkErrors (error, _request, reply) {
+    const status = error.statusCode ?? 400
+    const body = { error: { code: status === 400 ? 'BAD_REQUEST' : 'INTERNAL_ERROR', message: error.message } }
+    return (reply as FastifyReply).code(status).send(body)
+  }
 }
 
 /** The gateway: plugins/ first (each named, ordered by its dependencies), then routes/. */

@@ -34,7 +34,7 @@ export default fp(async (fastify) => {
       registeredRoutesOnly: true,
       groupStatusCodes: false,
       routeBlacklist: [path],
-      overrides: { histogram: { registers: [registry] } }
+      overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } }
     }
   })
 

@@ -18,6 +18,11 @@ type Headers = Record<string, string | string[] | undefined>
 
 /** What the gateway adds for the upstream: forwarded-for chain, proto, host, request id. */
 function forwardedHeaders (request: FastifyRequest, headers: Headers): Headers {
+  // Names listed in Connection are hop-by-hop too.
+  const connection = request.headers.connection
+  if (typeof connection === 'string') {
+    for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
+  }
   for (const name of HOP_BY_HOP) delete headers[name]
   for (const name of IDENTITY_HEADERS) delete headers[name]
   const prior = request.headers['x-forwarded-for']
@@ -106,7 +111,7 @@ async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Pro
   await fastify.register(async (scope) => {
     scope.addHook('onRequest', refuseUnsafePath)
     if (route.auth === 'required') scope.addHook('preHandler', fastify.requireAuth)
-    const rateLimit = fastify.rateLimitFor(route.rateLimit)
+    const rateLimit = fastify.rateLimitFor(route.prefix, route.rateLimit)
 
     await scope.register(httpProxy, {
       upstream: route.upstream,

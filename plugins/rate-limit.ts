@@ -1,17 +1,19 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import { RateLimitedError } from '../lib/errors.js'
+import { SharedWindowStore } from '../lib/rate-limit-store.js'
 import type { RateLimitConfig } from '../schemas/config.js'
 
-export interface RouteRateLimit { max: number, timeWindow: number }
+export interface RouteRateLimit { max: number, timeWindow: number, groupId: string }
 
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * The route `config.rateLimit` value for a route-level override (`false` turns it off);
-     * without an override, the top-level `rate_limit`; `undefined` means no limit.
+     * The route `config.rateLimit` value for one gateway route (`group`, e.g. its prefix):
+     * a route-level override (`false` turns it off), else the top-level `rate_limit`;
+     * `undefined` means no limit. Every Fastify route of a group shares one bucket per client.
      */
-    rateLimitFor: (override?: RateLimitConfig | false) => RouteRateLimit | undefined
+    rateLimitFor: (group: string, override?: RateLimitConfig | false) => RouteRateLimit | undefined
   }
 }
 
@@ -19,13 +21,14 @@ declare module 'fastify' {
 export default fp(async (fastify) => {
   await fastify.register(rateLimit, {
     global: false,
+    store: SharedWindowStore as never,
     errorResponseBuilder (_request, context) {
       return new RateLimitedError(context.after)
     }
   })
-  fastify.decorate('rateLimitFor', (override?: RateLimitConfig | false) => {
+  fastify.decorate('rateLimitFor', (group: string, override?: RateLimitConfig | false) => {
     const limit = override === undefined ? fastify.config.rateLimit : override
     if (limit === false || limit === undefined) return undefined
-    return { max: limit.max, timeWindow: limit.windowMs }
+    return { max: limit.max, timeWindow: limit.windowMs, groupId: `|${group}` }
   })
 }, { name: 'rate-limit', dependencies: ['config', 'errors'] })

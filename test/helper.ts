@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import WebSocket, { WebSocketServer } from 'ws'
 import app, { options } from '../app.js'
 import { loadConfig } from '../lib/config.js'
@@ -12,7 +13,8 @@ type Test = { teardown: (fn: () => unknown) => void }
 export async function buildGateway (t: Test, overrides: Record<string, unknown> = {}): Promise<{ app: FastifyInstance, url: string, wsUrl: string }> {
   const config = loadConfig({ env: {}, overrides: { listen_addr: '127.0.0.1:0', log_level: 'silent', ...overrides } })
   const fastify = Fastify({ ...options, logger: false })
-  await fastify.register(app, { config })
+  // fp() so the app's decorators are visible on the instance the test holds.
+  await fastify.register(fp(app), { config })
   await fastify.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => await fastify.close())
   const port = (fastify.server.address() as AddressInfo).port

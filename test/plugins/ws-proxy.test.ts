@@ -1,0 +1,146 @@
+import { test } from 'tap'
+import { createServer, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import { request } from 'undici'
+import { buildGateway, startHttpUpstream, startWsUpstream, TestClient, upgradeStatus, waitFor } from '../helper.js'
+
+async function freePort (): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const port = (probe.address() as AddressInfo).port
+  await new Promise(resolve => probe.close(resolve))
+  return port
+}
+
+test('WebSocket echo through a route, text and binary, with path and query rewritten', async (t) => {
+  const up = await startWsUpstream(t)
+  const gw = await buildGateway(t, { routes: [{ prefix: '/live', upstream: up.url, rewritePrefix: '/socket', websocket: true, auth: 'none' }] })
+  const client = new TestClient(`${gw.wsUrl}/live/room/1?x=1`, { headers: { 'x-request-id': 'ws-req-1', 'x-user-id': 'forged' } })
+  await client.open()
+  client.send('hello')
+  t.equal(await client.next(), 'hello')
+  const bin = Buffer.from([0, 1, 2, 255])
+  client.socket.send(bin)
+  const echoed = await new Promise<Buffer>(resolve => client.socket.once('message', (d) => resolve(d as Buffer)))
+  t.same([...echoed], [...bin])
+
+  const req = up.requests[0]
+  t.equal(req.url, '/socket/room/1?x=1')
+  t.equal(req.headers['x-forwarded-for'], '127.0.0.1')
+  t.equal(req.headers['x-request-id'], 'ws-req-1')
+  t.equal(req.headers['x-user-id'], undefined)
+  client.close()
+  const closed = await client.closed
+  t.equal(closed.code, 1005)
+})
+
+test('plain HTTP and WebSocket share a prefix', async (t) => {
+  const http = await startHttpUpstream(t, (req, res) => { res.end(`http ${req.url ?? ''}`) })
+  const wsUp = await startWsUpstream(t)
+  // One port upstream for both: the ws server echoes; HTTP goes to the http server on another route.
+  const gw = await buildGateway(t, {
+    routes: [
+      { prefix: '/both', upstream: wsUp.url, websocket: true, auth: 'none' },
+      { prefix: '/plain', upstream: http.url, auth: 'none' }
+    ]
+  })
+  const res = await request(`${gw.url}/plain/x`)
+  t.equal(await res.body.text(), 'http /x')
+  const client = new TestClient(`${gw.wsUrl}/both`)
+  await client.open()
+  client.send('a')
+  t.equal(await client.next(), 'a')
+  t.equal(wsUp.requests[0].url, '/')
+  client.close()
+  // An upgrade to a route without websocket: true is not proxied as WebSocket.
+  t.not(await upgradeStatus(`${gw.wsUrl}/plain/x`).catch(() => 0), 101)
+})
+
+test('messages the upstream sends on connect are not lost', async (t) => {
+  const up = await startWsUpstream(t, (socket) => {
+    socket.send('welcome-1')
+    socket.send('welcome-2')
+    socket.on('message', (d) => socket.send(`got ${d.toString()}`))
+  })
+  const gw = await buildGateway(t, { routes: [{ prefix: '/w', upstream: up.url, websocket: true, auth: 'none' }] })
+  const client = new TestClient(`${gw.wsUrl}/w`)
+  t.equal(await client.next(), 'welcome-1')
+  t.equal(await client.next(), 'welcome-2')
+  client.send('x')
+  t.equal(await client.next(), 'got x')
+  client.close()
+})
+
+test('close codes are relayed; an upstream that dies closes the client with 1014, never 1006', async (t) => {
+  const sockets: Array<import('ws').WebSocket> = []
+  const up = await startWsUpstream(t, (socket) => {
+    sockets.push(socket)
+    socket.on('message', (d) => {
+      const cmd = d.toString()
+      if (cmd === 'close4001') socket.close(4001, 'bye')
+      if (cmd === 'die') (socket as unknown as { _socket: Socket })._socket.destroy()
+      if (cmd === 'noreason') socket.close()
+    })
+  })
+  const gw = await buildGateway(t, { routes: [{ prefix: '/w', upstream: up.url, websocket: true, auth: 'none' }] })
+
+  const a = new TestClient(`${gw.wsUrl}/w`)
+  await a.open()
+  a.send('close4001')
+  t.same(await a.closed, { code: 4001, reason: 'bye' })
+
+  const b = new TestClient(`${gw.wsUrl}/w`)
+  await b.open()
+  b.send('die')
+  const bClosed = await b.closed
+  t.equal(bClosed.code, 1014)
+  t.equal(bClosed.reason, 'upstream connection lost')
+
+  const c = new TestClient(`${gw.wsUrl}/w`)
+  await c.open()
+  c.send('noreason')
+  t.equal((await c.closed).code, 1000)
+
+  // Client closes: the upstream side is closed with the same code.
+  const d = new TestClient(`${gw.wsUrl}/w`)
+  await d.open()
+  await waitFor(() => sockets.length === 4, 'fourth upstream socket')
+  const upstreamClosed = new Promise<number>(resolve => sockets[3].on('close', (code) => resolve(code)))
+  d.close(4100)
+  t.equal(await upstreamClosed, 4100)
+  await waitFor(() => gw.app.websocketServer.clients.size === 0, 'gateway sockets released')
+})
+
+test('unreachable WebSocket upstream: the upgrade is answered 502, a slow one 504', async (t) => {
+  const port = await freePort()
+  const silent = createServer((socket) => { socket.on('data', () => {}) })
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => { silent.close() })
+  const notWs = await startHttpUpstream(t, (_req, res) => { res.statusCode = 404; res.end('no') })
+  const gw = await buildGateway(t, {
+    routes: [
+      { prefix: '/dead', upstream: `http://127.0.0.1:${port}`, websocket: true, auth: 'none' },
+      { prefix: '/slow', upstream: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, websocket: true, timeout: '300ms', auth: 'none' },
+      { prefix: '/notws', upstream: notWs.url, websocket: true, auth: 'none' }
+    ]
+  })
+  t.equal(await upgradeStatus(`${gw.wsUrl}/dead/x`), 502)
+  t.equal(await upgradeStatus(`${gw.wsUrl}/slow/x`), 504)
+  t.equal(await upgradeStatus(`${gw.wsUrl}/notws/x`), 502)
+  t.equal((await request(`${gw.url}/health`)).statusCode, 200)
+})
+
+test('WebSocket routes refuse traversal and honour auth: required', async (t) => {
+  const up = await startWsUpstream(t)
+  const gw = await buildGateway(t, {
+    routes: [
+      { prefix: '/open', upstream: up.url, websocket: true, auth: 'none' },
+      { prefix: '/closed', upstream: up.url, websocket: true }
+    ]
+  })
+  t.equal(await upgradeStatus(`${gw.wsUrl}/open/..%2fadmin`), 400)
+  t.equal(await upgradeStatus(`${gw.wsUrl}/closed/x`), 401)
+  t.equal(up.requests.length, 0)
+})

@@ -1,0 +1,55 @@
+import { test } from 'tap'
+import { request } from 'undici'
+import { buildGateway, startHttpUpstream } from '../helper.js'
+
+test('GET /health is healthy with nothing configured', async (t) => {
+  const gw = await buildGateway(t)
+  const res = await request(`${gw.url}/health`)
+  t.equal(res.statusCode, 200)
+  t.same(await res.body.json(), { status: 'healthy', services: {} })
+})
+
+test('GET /health lists every dependency and answers 503 when one is down', async (t) => {
+  const gw = await buildGateway(t)
+  let up = true
+  gw.app.health.add('alpha', async () => true)
+  gw.app.health.add('beta', async () => up)
+  gw.app.health.add('broken', async () => { throw new Error('boom') })
+  const res = await request(`${gw.url}/health`)
+  t.equal(res.statusCode, 503)
+  t.same(await res.body.json(), { status: 'unhealthy', services: { alpha: 'up', beta: 'up', broken: 'down' } })
+  up = false
+  const again = await gw.app.health.check()
+  t.same(again, { alpha: 'up', beta: 'down', broken: 'down' })
+  t.throws(() => gw.app.health.add('alpha', async () => true), /already registered/)
+})
+
+test('a health check that hangs is reported down, not waited on forever', async (t) => {
+  const gw = await buildGateway(t)
+  gw.app.health.add('hangs', async () => await new Promise<boolean>(() => {}))
+  t.same(await gw.app.health.check(50), { hangs: 'down' })
+})
+
+test('/metrics serves Prometheus text with per-route request durations when enabled', async (t) => {
+  const up = await startHttpUpstream(t, (_req, res) => { res.end('ok') })
+  const gw = await buildGateway(t, { metrics_enabled: true, routes: [{ prefix: '/api', upstream: up.url, auth: 'none' }] })
+  await (await request(`${gw.url}/api/x`)).body.text()
+  await (await request(`${gw.url}/health`)).body.text()
+  const res = await request(`${gw.url}/metrics`)
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /text\/plain/)
+  const text = await res.body.text()
+  t.match(text, /http_request_duration_seconds_bucket\{[^}]*route="\/api\/\*"/)
+  t.match(text, /http_request_duration_seconds_count\{[^}]*route="\/health"/)
+  t.match(text, /process_resident_memory_bytes/)
+})
+
+test('/metrics at a custom path, and absent when disabled', async (t) => {
+  const on = await buildGateway(t, { metrics_enabled: true, metrics_path: '/internal/prom' })
+  t.equal((await request(`${on.url}/internal/prom`)).statusCode, 200)
+  t.equal((await request(`${on.url}/metrics`)).statusCode, 404)
+  const off = await buildGateway(t)
+  const res = await request(`${off.url}/metrics`)
+  t.equal(res.statusCode, 404)
+  t.equal((await res.body.json() as { error: { code: string } }).error.code, 'NOT_FOUND')
+})

@@ -65,7 +65,7 @@ test('graceful shutdown: in-flight requests finish, WebSocket clients get 1001',
   const arrivedP = new Promise<void>(resolve => { arrived = resolve })
   const up = await startHttpUpstream(t, (_req, res) => {
     arrived()
-    void held.then(() => res.end('finished'))
+    held.then(() => res.end('finished'), () => {})
   })
   const ws = await startWsUpstream(t)
   const dir = mkdtempSync(join(tmpdir(), 'gw-srv-'))

@@ -1,0 +1,38 @@
+import fp from 'fastify-plugin'
+import { CloseCode } from '../lib/errors.js'
+import { SessionManager } from '../lib/session/manager.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every `/ws` connection and session; `routes/ws.ts` hands each upgraded socket to `sessions.accept`. */
+    sessions: SessionManager
+  }
+}
+
+export default fp(async (fastify) => {
+  const { config } = fastify
+  const sessions = new SessionManager({
+    limits: {
+      maxStreams: config.maxStreams,
+      helloTimeoutMs: config.helloTimeoutMs,
+      defaultUpstream: config.defaultUpstream,
+      // At least one whole frame's bytes fit before the upstream is ready.
+      streamBufferBytes: config.maxFrameBytes,
+      pausedBufferBytes: 2 * config.maxFrameBytes,
+      highWaterBytes: 512 * 1024,
+      lowWaterBytes: 128 * 1024
+    },
+    auth: fastify.deviceAuth,
+    upstreams: fastify.upstreams,
+    metrics: fastify.sessionMetrics
+  })
+  fastify.decorate('sessions', sessions)
+
+  // Checked once every plugin had its chance to register an upstream kind.
+  fastify.addHook('onReady', async () => {
+    if (fastify.upstreams.get(config.defaultUpstream) === undefined) {
+      throw new Error(`default_upstream (GATEWAY_DEFAULT_UPSTREAM) names ${JSON.stringify(config.defaultUpstream)}, which is not an upstream; known: ${fastify.upstreams.names().join(', ')}`)
+    }
+  })
+  fastify.addHook('onClose', async () => { sessions.closeAll(CloseCode.GOING_AWAY, 'server shutting down') })
+}, { name: 'sessions', dependencies: ['config', 'device-auth', 'upstreams', 'session-metrics', 'websocket'] })

@@ -1,0 +1,114 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/**
+ * Frames of the gateway's own WebSocket endpoint `/ws` (docs/protocol.md).
+ * Every frame is one JSON text message with a `type`.
+ */
+
+/** Chosen by the client; echoed back in the same form (a string stays a string). */
+export const StreamIdSchema = Type.Union([
+  Type.String({ minLength: 1, maxLength: 64 }),
+  Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+], { description: 'a string of 1-64 characters or a non-negative integer' })
+export type StreamId = Static<typeof StreamIdSchema>
+
+/** Standard base64 with padding; the length being a multiple of 4 is checked in lib/session/framing.ts. */
+export const Base64Schema = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', contentEncoding: 'base64', description: 'standard base64 with padding' })
+
+// Client → gateway. Unknown fields are refused, so that a misspelt optional field is not ignored.
+
+export const HelloFrameSchema = Type.Object({
+  type: Type.Literal('hello'),
+  device_id: Type.String({ minLength: 1, maxLength: 128 }),
+  token: Type.String({ minLength: 1, maxLength: 4096 })
+}, { additionalProperties: false })
+export type HelloFrame = Static<typeof HelloFrameSchema>
+
+export const StreamOpenFrameSchema = Type.Object({
+  type: Type.Literal('stream_open'),
+  stream_id: StreamIdSchema,
+  upstream: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  target: Type.Optional(Type.String({ minLength: 1, maxLength: 262, description: 'host:port, for the tcp upstream' }))
+}, { additionalProperties: false })
+export type StreamOpenFrame = Static<typeof StreamOpenFrameSchema>
+
+export const StreamDataFrameSchema = Type.Object({
+  type: Type.Literal('stream_data'),
+  stream_id: StreamIdSchema,
+  data: Base64Schema
+}, { additionalProperties: false })
+export type StreamDataFrame = Static<typeof StreamDataFrameSchema>
+
+export const StreamCloseFrameSchema = Type.Object({
+  type: Type.Literal('stream_close'),
+  stream_id: StreamIdSchema
+}, { additionalProperties: false })
+export type StreamCloseFrame = Static<typeof StreamCloseFrameSchema>
+
+/** Any other fields are echoed back in the `pong`. */
+export const PingFrameSchema = Type.Object({
+  type: Type.Literal('ping')
+}, { additionalProperties: true })
+export type PingFrame = Static<typeof PingFrameSchema>
+
+export const ClientFrameSchemas = {
+  hello: HelloFrameSchema,
+  stream_open: StreamOpenFrameSchema,
+  stream_data: StreamDataFrameSchema,
+  stream_close: StreamCloseFrameSchema,
+  ping: PingFrameSchema
+} as const
+export type ClientFrameType = keyof typeof ClientFrameSchemas
+export type ClientFrame = HelloFrame | StreamOpenFrame | StreamDataFrame | StreamCloseFrame | PingFrame
+
+// Gateway → client.
+
+export const AuthAcceptedFrameSchema = Type.Object({
+  type: Type.Literal('auth_result'),
+  allowed: Type.Literal(true),
+  session_id: Type.String({ format: 'uuid' }),
+  user_id: Type.String(),
+  subscription_status: Type.Optional(Type.String())
+})
+export const AuthRefusedFrameSchema = Type.Object({
+  type: Type.Literal('auth_result'),
+  allowed: Type.Literal(false),
+  reason: Type.String()
+})
+export const AuthResultFrameSchema = Type.Union([AuthAcceptedFrameSchema, AuthRefusedFrameSchema])
+export type AuthResultFrame = Static<typeof AuthResultFrameSchema>
+
+export const ServerStreamDataFrameSchema = Type.Object({
+  type: Type.Literal('stream_data'),
+  stream_id: StreamIdSchema,
+  data: Base64Schema
+})
+
+export const ServerStreamCloseFrameSchema = Type.Object({
+  type: Type.Literal('stream_close'),
+  stream_id: StreamIdSchema,
+  reason: Type.String()
+})
+
+export const PongFrameSchema = Type.Object({
+  type: Type.Literal('pong')
+}, { additionalProperties: true })
+
+export const ErrorFrameSchema = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.String(),
+  message: Type.String(),
+  stream_id: Type.Optional(StreamIdSchema)
+})
+export type ErrorFrame = Static<typeof ErrorFrameSchema>
+
+/** Why the gateway ended a stream (`stream_close.reason`). */
+export const StreamCloseReasons = {
+  /** The upstream ended its side normally (e.g. the TCP peer closed). */
+  UPSTREAM_CLOSED: 'upstream_closed',
+  /** The upstream failed; an `error` frame with UPSTREAM_ERROR came first. */
+  UPSTREAM_ERROR: 'upstream_error',
+  /** Data arrived faster than the upstream could take it before it was ready. */
+  BUFFER_FULL: 'buffer_full'
+} as const
+export type StreamCloseReason = typeof StreamCloseReasons[keyof typeof StreamCloseReasons]

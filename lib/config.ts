@@ -3,12 +3,15 @@ import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
 import {
   ConfigSchema, CONFIG_DEFAULTS, CONFIG_ENV, NON_CONFIG_ENV,
-  type GatewayConfig, type RawConfig, type RateLimitConfig
+  type GatewayConfig, type RawConfig, type RateLimitConfig,
+  JWT_ALGORITHMS, type JwtAlgorithm, type ExternalJwtConfig, type GatewayTokenConfig
 } from '../schemas/config.js'
 import { parseDuration } from './duration.js'
 
 const KEY_TO_ENV = new Map(Object.entries(CONFIG_ENV).map(([env, key]) => [key, env]))
 const RESERVED_PREFIXES = ['/ws', '/health', '/admin', '/auth', '/docs']
+/** Keys whose values are never echoed in an error message. */
+const SECRET_KEYS = new Set(['admin_token', 'jwt_secret', 'external_jwt'])
 
 /** A configuration problem, reported as one line naming the key. */
 export class ConfigError extends Error {
@@ -74,12 +77,12 @@ function readEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
 
 function coerceEnv (key: keyof RawConfig, value: string): unknown {
   if (key === 'tcp_allow') return value.split(',').map(s => s.trim()).filter(s => s !== '')
-  if (key === 'metrics_enabled') {
+  if (key === 'metrics_enabled' || key === 'docs_ui') {
     if (/^(true|1|yes|on)$/i.test(value)) return true
     if (/^(false|0|no|off)$/i.test(value)) return false
     return value
   }
-  if (key === 'max_streams' || key === 'max_frame_bytes') return /^\d+$/.test(value) ? Number(value) : value
+  if (key === 'max_streams' || key === 'max_frame_bytes' || key === 'pause_buffer_bytes' || key === 'refresh_store_max') return /^\d+$/.test(value) ? Number(value) : value
   return value
 }
 
@@ -97,7 +100,8 @@ function resolveConfig (raw: Record<string, unknown>): GatewayConfig {
     if (first.message.startsWith('Unexpected property')) {
       throw new ConfigError(describeKey(first.path), 'unknown key')
     }
-    const got = first.value === undefined ? 'nothing' : JSON.stringify(first.value)
+    const secret = SECRET_KEYS.has(first.path.split('/')[1])
+    const got = first.value === undefined ? 'nothing' : (secret ? 'a value that is not shown' : JSON.stringify(first.value))
     throw new ConfigError(describeKey(first.path), `${expected}, got ${got}`)
   }
   const c = raw as RawConfig
@@ -120,7 +124,14 @@ function resolveConfig (raw: Record<string, unknown>): GatewayConfig {
     defaultUpstream: c.default_upstream,
     rateLimit: c.rate_limit !== undefined ? resolveRateLimit(c.rate_limit) : undefined,
     routes: resolveRoutes(c),
-    devices: resolveDevices(c)
+    devices: resolveDevices(c),
+    adminToken: c.admin_token,
+    tokens: resolveTokens(c),
+    apiKeys: resolveApiKeys(c),
+    externalJwt: resolveExternalJwt(c),
+    authCache: { max: c.auth_cache?.max ?? 10_000, ttlMs: positiveTtl('auth_cache/ttl', c.auth_cache?.ttl ?? '60s') },
+    pauseBufferBytes: c.pause_buffer_bytes,
+    docsUi: c.docs_ui
   }
 }
 
@@ -188,4 +199,66 @@ function resolveDevices (c: RawConfig): GatewayConfig['devices'] {
     seen.add(d.device_id)
     return d
   })
+}
+
+/** Token lifetimes also accept days (`30d`). */
+function positiveTtl (path: string, value: string | number): number {
+  const ms = typeof value === 'string' && /d\s*$/.test(value) ? Math.round(parseFloat(value) * 86_400_000) : parseDuration(value)
+  if (ms <= 0) throw new ConfigError(describeKey(`/${path}`), `expected a duration above zero, got ${JSON.stringify(value)}`)
+  return ms
+}
+
+function isHmac (alg: string): boolean {
+  return alg.startsWith('HS')
+}
+
+function resolveTokens (c: RawConfig): GatewayTokenConfig {
+  const keys = c.jwt_private_key_path !== undefined || c.jwt_public_key_path !== undefined
+  if (keys && c.jwt_secret !== undefined) {
+    throw new ConfigError(describeKey('/jwt_secret'), 'set either jwt_secret or a key pair (jwt_private_key_path, jwt_public_key_path), not both')
+  }
+  if (keys && c.jwt_private_key_path === undefined) throw new ConfigError(describeKey('/jwt_private_key_path'), 'must be set together with jwt_public_key_path')
+  if (keys && c.jwt_public_key_path === undefined) throw new ConfigError(describeKey('/jwt_public_key_path'), 'must be set together with jwt_private_key_path')
+  const algorithm = c.jwt_algorithm ?? (keys ? 'RS256' : 'HS256')
+  if (keys === isHmac(algorithm)) {
+    const need = keys ? 'an asymmetric algorithm (RS, PS, ES, EdDSA) with a key pair' : 'an HS algorithm with a secret'
+    throw new ConfigError(describeKey('/jwt_algorithm'), `expected ${need}, got ${JSON.stringify(algorithm)}`)
+  }
+  return {
+    secret: c.jwt_secret,
+    privateKeyPath: c.jwt_private_key_path,
+    publicKeyPath: c.jwt_public_key_path,
+    algorithm,
+    accessTtlMs: positiveTtl('access_token_ttl', c.access_token_ttl),
+    refreshTtlMs: positiveTtl('refresh_token_ttl', c.refresh_token_ttl),
+    refreshStoreMax: c.refresh_store_max
+  }
+}
+
+function resolveApiKeys (c: RawConfig): GatewayConfig['apiKeys'] {
+  const seen = new Set<string>()
+  return c.api_keys.map((k, i) => {
+    const hash = k.key_sha256.toLowerCase()
+    if (seen.has(hash)) throw new ConfigError(`api_keys[${i}].key_sha256`, 'duplicate key')
+    seen.add(hash)
+    return { key_sha256: hash, user_id: k.user_id, scopes: k.scopes ?? [] }
+  })
+}
+
+function resolveExternalJwt (c: RawConfig): ExternalJwtConfig | undefined {
+  const x = c.external_jwt
+  if (x === undefined) return undefined
+  if ((x.secret === undefined) === (x.public_key_path === undefined)) {
+    throw new ConfigError('external_jwt', 'needs exactly one of secret or public_key_path')
+  }
+  const algorithms = x.algorithms.map((alg, i) => {
+    const key = `external_jwt.algorithms[${i}]`
+    if (alg.toLowerCase() === 'none') throw new ConfigError(key, '"none" is refused: it would accept unsigned tokens')
+    if (!(JWT_ALGORITHMS as readonly string[]).includes(alg)) throw new ConfigError(key, `expected one of ${JWT_ALGORITHMS.join(', ')}, got ${JSON.stringify(alg)}`)
+    // One key kind per verifier: an HMAC secret never meets an RS/ES token and a public key never an HS one.
+    if (x.secret !== undefined && !isHmac(alg)) throw new ConfigError(key, `${alg} needs public_key_path; with a secret only HS algorithms are allowed`)
+    if (x.public_key_path !== undefined && isHmac(alg)) throw new ConfigError(key, `${alg} needs a secret; with public_key_path only RS, PS, ES and EdDSA algorithms are allowed`)
+    return alg as JwtAlgorithm
+  })
+  return { secret: x.secret, publicKeyPath: x.public_key_path, algorithms: [...new Set(algorithms)], issuer: x.issuer, audience: x.audience }
 }

@@ -9,6 +9,11 @@ export const UnauthorizedError = createError('UNAUTHORIZED', 'Authentication req
 export const TokenExpiredError = createError('TOKEN_EXPIRED', 'Access token expired', 401)
 export const BadPathError = createError('BAD_PATH', 'Path is not allowed: %s', 400)
 export const NotFoundError = createError('NOT_FOUND', 'Route %s %s not found', 404)
+export const ConnectionNotFoundError = createError('CONNECTION_NOT_FOUND', 'Connection %s not found', 404)
+export const IllegalTransitionError = createError('ILLEGAL_TRANSITION', 'Connection %s cannot go from %s to %s', 409)
+export const InvalidRefreshTokenError = createError('INVALID_REFRESH_TOKEN', 'Refresh token is invalid: %s', 401)
+export const AuthUnavailableError = createError('AUTH_UNAVAILABLE', 'Authentication backend unavailable: %s', 503)
+export const BadRequestError = createError('BAD_REQUEST', 'Bad request: %s', 400)
 
 /** Codes used for HTTP errors that do not come from the gateway's own error classes. */
 export const STATUS_CODES: Record<number, string> = {
@@ -41,8 +46,10 @@ export const WsErrorCode = {
   UNKNOWN_UPSTREAM: 'UNKNOWN_UPSTREAM',
   UPSTREAM_DENIED: 'UPSTREAM_DENIED',
   UPSTREAM_ERROR: 'UPSTREAM_ERROR',
-  STREAM_BUFFER_FULL: 'STREAM_BUFFER_FULL'
+  STREAM_BUFFER_FULL: 'STREAM_BUFFER_FULL',
+  INTERNAL_ERROR: 'INTERNAL_ERROR'
 } as const
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- the type and the value share the name on purpose
 export type WsErrorCode = typeof WsErrorCode[keyof typeof WsErrorCode]
 
 /** WebSocket close codes the gateway sends. 1005/1006 are never sent on the wire. */

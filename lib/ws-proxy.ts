@@ -76,28 +76,91 @@ function closeSocket (socket: WebSocket, code: number, reason: string): void {
   else if (socket.readyState === WebSocket.CONNECTING) socket.terminate()
 }
 
-function forward (from: WebSocket, to: WebSocket, data: RawData, isBinary: boolean): void {
-  if (to.readyState !== WebSocket.OPEN) return
+/** One direction of a link: what it holds while paused and why its sender is not read. */
+interface Direction {
+  from: WebSocket
+  to: WebSocket
+  held: Array<[RawData, boolean]>
+  heldBytes: number
+  /** Waiting for the receiver to flush past the high-water mark. */
+  draining: boolean
+  limit: number
+  delivered?: (bytes: number) => void
+}
+
+function messageSize (data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0)
+  return data instanceof ArrayBuffer ? data.byteLength : data.length
+}
+
+/** The sender is read only while its messages can go somewhere: never dropped, only not read. */
+function updateReading (d: Direction): void {
+  const stop = d.draining || d.heldBytes > d.limit
+  if (stop && !d.from.isPaused) d.from.pause()
+  else if (!stop && d.from.isPaused) d.from.resume()
+}
+
+function forward (d: Direction, data: RawData, isBinary: boolean): void {
+  if (d.to.readyState !== WebSocket.OPEN) return
+  d.delivered?.(messageSize(data))
   // Backpressure: stop reading the sender until the receiver has flushed this message.
-  if (to.bufferedAmount > HIGH_WATER_MARK && !from.isPaused) {
-    from.pause()
-    to.send(data, { binary: isBinary }, () => { if (from.readyState === WebSocket.OPEN) from.resume() })
+  if (d.to.bufferedAmount > HIGH_WATER_MARK && !d.draining) {
+    d.draining = true
+    updateReading(d)
+    d.to.send(data, { binary: isBinary }, () => {
+      d.draining = false
+      updateReading(d)
+    })
     return
   }
-  to.send(data, { binary: isBinary })
+  d.to.send(data, { binary: isBinary })
+}
+
+function flush (d: Direction): void {
+  const held = d.held.splice(0)
+  d.heldBytes = 0
+  for (const [data, isBinary] of held) forward(d, data, isBinary)
+  updateReading(d)
 }
 
 export interface LinkOptions {
   log: FastifyBaseLogger
   onClose?: () => void
+  /** Bytes held per direction while paused; past it that side is no longer read. Default 1 MiB. */
+  pauseBufferBytes?: number
+  /** Told of every message from the client (`countIn`) and to the client (`countOut`). */
+  traffic?: { countIn: (bytes: number) => void, countOut: (bytes: number) => void }
+}
+
+/** What the owner of a link can do with it (the connection registry's controls). */
+export interface LinkControls {
+  /** Forward nothing either way; messages are held in order (pings are still answered). */
+  pause: () => void
+  /** Deliver what was held, in order, and forward again. */
+  resume: () => void
+  /** Close the client with `code` and `reason`, and the upstream with 1001. */
+  stop: (code: number, reason: string) => void
 }
 
 /** Pipes messages both ways until either side closes; close codes are relayed, never 1005/1006. */
-export function link (client: WebSocket, pending: PendingUpstream, opts: LinkOptions): void {
+export function link (client: WebSocket, pending: PendingUpstream, opts: LinkOptions): LinkControls {
   const upstream = pending.socket
+  const limit = opts.pauseBufferBytes ?? HIGH_WATER_MARK
+  const up: Direction = { from: client, to: upstream, held: [], heldBytes: 0, draining: false, limit }
+  const down: Direction = { from: upstream, to: client, held: [], heldBytes: 0, draining: false, limit, delivered: (bytes) => opts.traffic?.countOut(bytes) }
+  let paused = false
+  let stopping = false
   upstream.removeAllListeners('message')
-  for (const [data, isBinary] of pending.held) forward(upstream, client, data, isBinary)
+  for (const [data, isBinary] of pending.held) forward(down, data, isBinary)
   pending.held.length = 0
+
+  const receive = (d: Direction, data: RawData, isBinary: boolean): void => {
+    if (stopping) return
+    if (!paused) return forward(d, data, isBinary)
+    d.held.push([data, isBinary])
+    d.heldBytes += messageSize(data)
+    updateReading(d)
+  }
 
   let closed = false
   const finish = (): void => {
@@ -106,8 +169,11 @@ export function link (client: WebSocket, pending: PendingUpstream, opts: LinkOpt
     opts.onClose?.()
   }
 
-  client.on('message', (data, isBinary) => { forward(client, upstream, data, isBinary) })
-  upstream.on('message', (data, isBinary) => { forward(upstream, client, data, isBinary) })
+  client.on('message', (data, isBinary) => {
+    opts.traffic?.countIn(messageSize(data))
+    receive(up, data, isBinary)
+  })
+  upstream.on('message', (data, isBinary) => { receive(down, data, isBinary) })
 
   client.on('close', (code, reason) => {
     closeSocket(upstream, relayCloseCode(code, CloseCode.GOING_AWAY), reason.toString())
@@ -126,5 +192,25 @@ export function link (client: WebSocket, pending: PendingUpstream, opts: LinkOpt
     opts.log.warn({ err }, 'websocket upstream error')
     closeSocket(client, CloseCode.INTERNAL_ERROR, 'upstream error')
   })
-  upstream.resume()
+  updateReading(down)
+
+  return {
+    pause () { paused = true },
+    resume () {
+      paused = false
+      flush(up)
+      flush(down)
+    },
+    stop (code, reason) {
+      stopping = true
+      // Held data is dropped with the connection; both sides are read again so the close handshake completes.
+      for (const d of [up, down]) {
+        d.held.length = 0
+        d.heldBytes = 0
+        updateReading(d)
+      }
+      closeSocket(client, code, reason)
+      closeSocket(upstream, CloseCode.GOING_AWAY, 'connection stopped by the gateway')
+    }
+  }
 }

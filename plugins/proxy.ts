@@ -6,6 +6,7 @@ import type { RouteConfig } from '../schemas/config.js'
 import { BadPathError, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
 import { isUnsafePath } from '../lib/paths.js'
 import { connectUpstream, link, UpstreamConnectError, type PendingUpstream } from '../lib/ws-proxy.js'
+import { identityHeaders } from '../lib/auth/principal.js'
 import { IDENTITY_HEADERS } from './route-auth.js'
 
 /** Request headers that describe this hop only and never go upstream (RFC 9110 §7.6.1). */
@@ -25,6 +26,12 @@ function forwardedHeaders (request: FastifyRequest, headers: Headers): Headers {
   }
   for (const name of HOP_BY_HOP) delete headers[name]
   for (const name of IDENTITY_HEADERS) delete headers[name]
+  // An authenticated request goes up with the gateway's identity headers instead of the credential it used.
+  if (request.principal !== null) {
+    delete headers.authorization
+    delete headers['x-api-key']
+    Object.assign(headers, identityHeaders(request.principal))
+  }
   const prior = request.headers['x-forwarded-for']
   const ip = request.ip
   headers['x-forwarded-for'] = typeof prior === 'string' && prior !== '' ? `${prior}, ${ip}` : ip
@@ -90,7 +97,17 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
   const handler = (client: WebSocket, request: FastifyRequest): void => {
     const pending = (request as unknown as Record<symbol, PendingUpstream>)[kPendingUpstream]
     linked.add(pending)
-    link(client, pending, { log: request.log })
+    const connection = scope.connections.open({ kind: 'ws_proxy', route: route.prefix, remoteAddress: request.ip, principal: request.principal ?? undefined })
+    const controls = link(client, pending, {
+      log: request.log,
+      pauseBufferBytes: scope.config.pauseBufferBytes,
+      traffic: connection,
+      onClose: () => { connection.close() }
+    })
+    connection.attach(controls)
+    // The route's auth hook ran before the upgrade: authorizing is already done.
+    connection.transition('authorizing')
+    connection.transition('running')
   }
 
   for (const url of route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/*`]) {
@@ -144,4 +161,4 @@ export default fp(async (fastify) => {
     await registerRoute(fastify, route)
     fastify.log.debug({ prefix: route.prefix, upstream: route.upstream, websocket: route.websocket }, 'proxy route registered')
   }
-}, { name: 'proxy', dependencies: ['config', 'errors', 'rate-limit', 'websocket', 'route-auth'] })
+}, { name: 'proxy', dependencies: ['config', 'errors', 'rate-limit', 'websocket', 'route-auth', 'registry'] })

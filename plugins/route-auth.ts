@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { UnauthorizedError } from '../lib/errors.js'
+import { AuthUnavailableError, TokenExpiredError, UnauthorizedError } from '../lib/errors.js'
+import type { AuthResult, Principal } from '../lib/auth/principal.js'
 
 export type RouteAuthHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
@@ -9,17 +10,48 @@ declare module 'fastify' {
     /** The hook that guards proxy routes with `auth: required`. */
     requireAuth: RouteAuthHook
   }
+  interface FastifyRequest {
+    /** Who made the request, once `requireAuth` accepted it; null on routes without auth. */
+    principal: Principal | null
+  }
 }
 
 /** Headers that carry identity to upstreams: only the gateway may set them. */
 export const IDENTITY_HEADERS = ['x-user-id', 'x-device-id', 'x-auth-method']
 
+/** Throws the HTTP error for a refused credential: 401 `TOKEN_EXPIRED`, 401 `UNAUTHORIZED`, or 503. */
+export function throwRefusal (result: Exclude<AuthResult, { ok: true }>): never {
+  if (result.code === 'TOKEN_EXPIRED') throw new TokenExpiredError()
+  if (result.code === 'AUTH_UNAVAILABLE') throw new AuthUnavailableError(result.reason)
+  throw new UnauthorizedError(result.reason)
+}
+
+function bearerToken (header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  const match = /^Bearer +(\S+) *$/i.exec(header)
+  return match?.[1]
+}
+
 /**
- * Secure by default: until a route authentication method is configured, a route with
- * `auth: required` refuses every request, so nothing is exposed by accident.
+ * `auth: required` routes take a gateway access token or an external JWT
+ * (`Authorization: Bearer`) or an API key (`X-API-Key`). The principal lands on
+ * `request.principal`, and from there in the upstream's identity headers.
  */
 export default fp(async (fastify) => {
-  fastify.decorate<RouteAuthHook>('requireAuth', async () => {
-    throw new UnauthorizedError('this route requires authentication and no method is configured')
+  const { authenticator } = fastify
+  fastify.decorateRequest('principal', null)
+  fastify.decorate<RouteAuthHook>('requireAuth', async (request) => {
+    const bearer = bearerToken(request.headers.authorization)
+    const apiKey = request.headers['x-api-key']
+    let result: AuthResult
+    if (bearer !== undefined) {
+      result = authenticator.authenticateBearer(bearer)
+    } else if (typeof apiKey === 'string') {
+      result = authenticator.authenticateApiKey(apiKey)
+    } else {
+      throw new UnauthorizedError('send Authorization: Bearer <token> or X-API-Key')
+    }
+    if (!result.ok) throwRefusal(result)
+    request.principal = result.principal
   })
-}, { name: 'route-auth', dependencies: ['config'] })
+}, { name: 'route-auth', dependencies: ['config', 'auth'] })

@@ -1,0 +1,54 @@
+import { checkAlgorithm, isExpired, jwtRefusalReason, peekJwt, type JwtCodec } from './jwt.js'
+import type { AuthMethod, Principal } from './principal.js'
+
+/** `iss` and `aud` of the gateway's own access tokens. */
+export const GATEWAY_ISSUER = 'httvps-gateway'
+const METHODS: readonly AuthMethod[] = ['device', 'api_key', 'jwt']
+
+export type AccessTokenResult =
+  | { ok: true, principal: Principal, sid: string }
+  | { ok: false, code: 'UNAUTHORIZED' | 'TOKEN_EXPIRED', reason: string }
+
+/**
+ * The gateway's short-lived access tokens: a JWT carrying the principal (`sub`, `did`,
+ * `mth`, `scp`) and `sid`, the refresh family it belongs to.
+ */
+export class GatewayTokens {
+  constructor (private readonly codec: JwtCodec, private readonly algorithm: string, readonly ttlMs: number) {}
+
+  /** True when a token says it is the gateway's (unverified: only chooses the verifier). */
+  static claims (token: string): boolean {
+    return peekJwt(token)?.payload.iss === GATEWAY_ISSUER
+  }
+
+  sign (principal: Principal, sid: string): { token: string, expiresIn: number } {
+    const claims: Record<string, unknown> = { sub: principal.user_id, mth: principal.method, scp: principal.scopes, sid }
+    if (principal.device_id !== undefined) claims.did = principal.device_id
+    if (principal.subscription_status !== undefined) claims.sst = principal.subscription_status
+    return { token: this.codec.sign(claims), expiresIn: Math.floor(this.ttlMs / 1000) }
+  }
+
+  verify (token: string): AccessTokenResult {
+    const bad = checkAlgorithm(token, [this.algorithm])
+    if (bad !== undefined) return { ok: false, code: 'UNAUTHORIZED', reason: bad }
+    let claims: Record<string, unknown>
+    try {
+      claims = this.codec.verify(token)
+    } catch (err) {
+      return { ok: false, code: isExpired(err) ? 'TOKEN_EXPIRED' : 'UNAUTHORIZED', reason: jwtRefusalReason(err) }
+    }
+    const { sub, did, mth, scp, sst, sid, exp } = claims
+    if (typeof sub !== 'string' || typeof sid !== 'string' || !METHODS.includes(mth as AuthMethod)) {
+      return { ok: false, code: 'UNAUTHORIZED', reason: 'malformed access token' }
+    }
+    const principal: Principal = {
+      user_id: sub,
+      method: mth as AuthMethod,
+      scopes: Array.isArray(scp) ? scp.filter((s): s is string => typeof s === 'string') : [],
+      expires_at: Number(exp) * 1000
+    }
+    if (typeof did === 'string') principal.device_id = did
+    if (typeof sst === 'string') principal.subscription_status = sst
+    return { ok: true, principal, sid }
+  }
+}

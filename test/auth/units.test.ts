@@ -1,0 +1,104 @@
+import { test } from 'tap'
+import pino from 'pino'
+import { AuthCache } from '../../lib/auth/cache.js'
+import { RefreshStore } from '../../lib/auth/refresh-store.js'
+import type { Principal } from '../../lib/auth/principal.js'
+import { ConnectionRegistry, TRANSITIONS, type ConnectionState } from '../../lib/registry.js'
+
+const alice: Principal = { user_id: 'alice', device_id: 'd1', method: 'device', scopes: [] }
+const bob: Principal = { user_id: 'bob', method: 'api_key', scopes: [] }
+
+test('auth cache: LRU bound, TTL, credential expiry, invalidation, hit/miss counts', async (t) => {
+  let clock = 1000
+  let hits = 0
+  let misses = 0
+  const cache = new AuthCache({ max: 2, ttlMs: 100, now: () => clock, onHit: () => hits++, onMiss: () => misses++ })
+  const a = AuthCache.key('device', 'd1', 'secret')
+  t.not(a, AuthCache.key('device', 'd1', 'other'))
+  t.not(AuthCache.key('device', 'd1', 'x'), AuthCache.key('device', 'd1x', ''), 'parts are separated')
+  t.notMatch(a, /secret/)
+  cache.set('a', alice)
+  cache.set('b', bob)
+  t.equal(cache.get('a'), alice, 'a is now the most recent')
+  cache.set('c', bob)
+  t.equal(cache.get('b'), undefined, 'the least recently used went')
+  t.equal(cache.size, 2)
+  clock += 101
+  t.equal(cache.get('a'), undefined, 'expired after the TTL')
+  cache.set('short', { ...bob, expires_at: clock + 10 })
+  clock += 11
+  t.equal(cache.get('short'), undefined, 'never trusted past the credential expiry')
+  cache.set('a', alice)
+  cache.set('c', bob)
+  t.equal(cache.invalidate({ device_id: 'd1' }), 1)
+  t.equal(cache.invalidate({ user_id: 'bob' }), 1)
+  t.equal(cache.size, 0)
+  t.equal(hits, 1)
+  t.equal(misses, 3)
+})
+
+test('refresh store: rotation, reuse, expiry, bound and sweep', async (t) => {
+  let clock = 0
+  const store = new RefreshStore<string>({ ttlMs: 1000, max: 2, revokedTtlMs: 500, now: () => clock })
+  const one = store.issue(alice, 'cred-a')
+  t.match(one.token, /^[\w-]{22}\.1\.[\w-]{43}$/)
+  const next = store.rotate(one.token)
+  t.equal(next.status, 'ok')
+  const token2 = next.status === 'ok' ? next.token : ''
+  t.equal(store.inspect(token2).status, 'ok', 'inspect does not spend')
+  t.equal(store.rotate(token2.slice(0, -1) + (token2.endsWith('A') ? 'B' : 'A')).status, 'invalid', 'a forged secret')
+  t.equal(store.rotate(one.token).status, 'reused')
+  t.ok(store.isRevoked(one.family.sid))
+  t.equal(store.rotate(token2).status, 'invalid', 'the family is gone')
+  clock += 501
+  t.notOk(store.isRevoked(one.family.sid), 'revocations are remembered for the access token TTL')
+
+  const a = store.issue(alice, 'a')
+  store.issue(bob, 'b')
+  store.issue(bob, 'c')
+  t.equal(store.size, 2, 'bounded')
+  t.equal(store.rotate(a.token).status, 'invalid', 'the oldest family was evicted')
+
+  clock += 1001
+  t.equal(store.sweep(), 2)
+  t.equal(store.size, 0)
+  const late = store.issue(alice, 'x')
+  clock += 1001
+  t.equal(store.rotate(late.token).status, 'expired')
+})
+
+test('registry: transitions are data, illegal ones throw a 409 error', async (t) => {
+  const registry = new ConnectionRegistry(pino({ level: 'silent' }))
+  const c = registry.open({ kind: 'session', route: '/ws', remoteAddress: '127.0.0.1' })
+  t.equal(c.state, 'initial')
+  t.throws(() => { c.transition('running') }, { code: 'ILLEGAL_TRANSITION', statusCode: 409 })
+  for (const s of ['authorizing', 'running', 'refreshing', 'running', 'paused', 'running'] as ConnectionState[]) c.transition(s)
+  t.throws(() => { c.transition('authorizing') }, { code: 'ILLEGAL_TRANSITION' })
+  t.throws(() => registry.resume(c.id), { code: 'ILLEGAL_TRANSITION' }, 'resume a running connection')
+  t.throws(() => registry.pause('nope'), { code: 'CONNECTION_NOT_FOUND', statusCode: 404 })
+  t.same(TRANSITIONS.closed, [])
+  for (const [from, tos] of Object.entries(TRANSITIONS)) {
+    if (from !== 'stopping' && from !== 'closed') t.ok(tos.includes('stopping'), `${from} → stopping`)
+  }
+  c.close()
+  t.equal(registry.size, 0, 'closed connections leave the registry')
+  c.close()
+  t.equal(c.state, 'closed', 'close is idempotent')
+})
+
+test('registry: list filters and pages with a cursor', async (t) => {
+  const registry = new ConnectionRegistry(pino({ level: 'silent' }))
+  const made = Array.from({ length: 5 }, (_, i) => registry.open({ kind: 'ws_proxy', route: '/r', remoteAddress: 'x', principal: i % 2 === 0 ? alice : bob }))
+  made[0].transition('authorizing')
+  const first = registry.list({ limit: 2 })
+  t.same(first.connections.map(c => c.id), [made[0].id, made[1].id])
+  t.type(first.next_cursor, 'string')
+  const second = registry.list({ limit: 2, cursor: first.next_cursor as string })
+  t.same(second.connections.map(c => c.id), [made[2].id, made[3].id])
+  const last = registry.list({ limit: 2, cursor: second.next_cursor as string })
+  t.same(last.connections.map(c => c.id), [made[4].id])
+  t.equal(last.next_cursor, null)
+  t.equal(registry.list({ user_id: 'alice' }).connections.length, 3)
+  t.equal(registry.list({ device_id: 'd1', state: 'authorizing' }).connections.length, 1)
+  t.same(registry.countByState(), { initial: 4, authorizing: 1, running: 0, paused: 0, refreshing: 0, stopping: 0, closed: 0 })
+})

@@ -144,3 +144,32 @@ test('WebSocket routes refuse traversal and honour auth: required', async (t) =>
   t.equal(await upgradeStatus(`${gw.wsUrl}/closed/x`), 401)
   t.equal(up.requests.length, 0)
 })
+
+test('proxied WebSocket routes and the /ws endpoint work on one port at the same time', async (t) => {
+  const up = await startWsUpstream(t)
+  const gw = await buildGateway(t, {
+    devices: [{ device_id: 'd-1', token: 'tok-1', user_id: 'u-1' }],
+    routes: [{ prefix: '/live', upstream: up.url, websocket: true, auth: 'none' }]
+  })
+  const proxied = new TestClient(`${gw.wsUrl}/live`)
+  const session = new TestClient(`${gw.wsUrl}/ws`)
+  await Promise.all([proxied.open(), session.open()])
+  session.send({ type: 'hello', device_id: 'd-1', token: 'tok-1' })
+  proxied.send('through the route')
+  const auth = await session.nextJson()
+  t.equal(auth.type, 'auth_result')
+  t.equal(auth.allowed, true)
+  t.equal(await proxied.next(), 'through the route')
+  session.send({ type: 'stream_open', stream_id: 1, upstream: 'echo' })
+  session.send({ type: 'stream_data', stream_id: 1, data: Buffer.from('through /ws').toString('base64') })
+  let frame = await session.nextJson()
+  while (frame.type !== 'stream_data') frame = await session.nextJson()
+  t.equal(Buffer.from(frame.data, 'base64').toString(), 'through /ws')
+  t.equal(up.requests.length, 1, 'only the proxied socket reached the upstream')
+
+  // Shutdown tells both kinds of client that the server is going away.
+  const closing = gw.app.close()
+  t.equal((await proxied.closed).code, 1001)
+  t.equal((await session.closed).code, 1001)
+  await closing
+})

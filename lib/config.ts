@@ -131,6 +131,7 @@ function resolveConfig (raw: Record<string, unknown>): GatewayConfig {
     externalJwt: resolveExternalJwt(c),
     authCache: { max: c.auth_cache?.max ?? 10_000, ttlMs: positiveTtl('auth_cache/ttl', c.auth_cache?.ttl ?? '60s') },
     pauseBufferBytes: c.pause_buffer_bytes,
+    jwtRefreshGraceMs: positiveDuration('jwt_refresh_grace', c.jwt_refresh_grace),
     docsUi: c.docs_ui
   }
 }

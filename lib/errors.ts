@@ -47,6 +47,11 @@ export const WsErrorCode = {
   UPSTREAM_DENIED: 'UPSTREAM_DENIED',
   UPSTREAM_ERROR: 'UPSTREAM_ERROR',
   STREAM_BUFFER_FULL: 'STREAM_BUFFER_FULL',
+  // An `auth_refresh` that failed: the same codes as POST /auth/refresh.
+  INVALID_REFRESH_TOKEN: 'INVALID_REFRESH_TOKEN',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  AUTH_UNAVAILABLE: 'AUTH_UNAVAILABLE',
   INTERNAL_ERROR: 'INTERNAL_ERROR'
 } as const
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- the type and the value share the name on purpose

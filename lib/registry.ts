@@ -280,6 +280,11 @@ export class ConnectionRegistry {
         return
       }
       if (result.status === 'refresh_required') summary.refresh_required++
+      if (result.status === 'refused' && !this.connections.has(connection.id)) {
+        // The owner's check closed it already, with its own reason (a /ws session: auth_revoked).
+        summary.stopped++
+        return
+      }
       if ((result.status === 'refused' || own === undefined) && canTransition(connection.state, 'stopping') && this.connections.has(connection.id)) {
         this.stop(connection.id, CloseCode.POLICY_VIOLATION, result.status === 'refused' ? 'authorization_revoked' : 'reauthentication_required')
         summary.stopped++

@@ -12,6 +12,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every authentication method, the gateway's token pairs and re-checks (see lib/auth/index.ts). */
     authenticator: Authenticator
+    /** `httvps_gateway_token_refresh_total{result}`: refresh-token exchanges, and /ws sessions re-authorized when their token expires. */
+    tokenRefreshes: Counter<'result'>
   }
 }
 
@@ -58,4 +60,5 @@ export default fp(async (fastify) => {
     onRefresh: (result) => refreshes.inc({ result })
   })
   fastify.decorate('authenticator', authenticator)
+  fastify.decorate('tokenRefreshes', refreshes)
 }, { name: 'auth', dependencies: ['config', 'metrics', 'device-auth', 'tokens'] })

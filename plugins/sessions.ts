@@ -18,13 +18,17 @@ export default fp(async (fastify) => {
       defaultUpstream: config.defaultUpstream,
       // At least one whole frame's bytes fit before the upstream is ready.
       streamBufferBytes: config.maxFrameBytes,
-      pausedBufferBytes: 2 * config.maxFrameBytes,
+      pausedBufferBytes: config.pauseBufferBytes,
+      accessTtlMs: config.tokens.accessTtlMs,
+      jwtRefreshGraceMs: config.jwtRefreshGraceMs,
       highWaterBytes: 512 * 1024,
       lowWaterBytes: 128 * 1024
     },
-    auth: fastify.deviceAuth,
+    authenticator: fastify.authenticator,
+    connections: fastify.connections,
     upstreams: fastify.upstreams,
-    metrics: fastify.sessionMetrics
+    metrics: fastify.sessionMetrics,
+    tokenRefreshes: fastify.tokenRefreshes
   })
   fastify.decorate('sessions', sessions)
 
@@ -35,4 +39,4 @@ export default fp(async (fastify) => {
     }
   })
   fastify.addHook('onClose', async () => { sessions.closeAll(CloseCode.GOING_AWAY, 'server shutting down') })
-}, { name: 'sessions', dependencies: ['config', 'device-auth', 'upstreams', 'session-metrics', 'websocket'] })
+}, { name: 'sessions', dependencies: ['config', 'auth', 'registry', 'upstreams', 'session-metrics', 'websocket'] })

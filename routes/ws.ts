@@ -7,7 +7,7 @@ const ws: FastifyPluginAsync = async (fastify) => {
     websocket: true,
     config: rateLimit !== undefined ? { rateLimit } : {}
   }, (socket, request) => {
-    fastify.sessions.accept(socket, request.log)
+    fastify.sessions.accept(socket, { log: request.log, remoteAddress: request.ip })
   })
 }
 export default ws

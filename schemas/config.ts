@@ -91,6 +91,7 @@ export const ConfigSchema = Type.Object({
   external_jwt: Type.Optional(ExternalJwtSchema),
   auth_cache: Type.Optional(AuthCacheSchema),
   pause_buffer_bytes: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024 }),
+  jwt_refresh_grace: DurationSchema,
   docs_ui: Type.Boolean()
 }, { additionalProperties: false })
 
@@ -159,6 +160,8 @@ export interface GatewayConfig {
   authCache: { max: number, ttlMs: number }
   /** Bytes a paused connection holds per direction before it stops reading. */
   pauseBufferBytes: number
+  /** Time a `/ws` session whose credential only the client can renew (a JWT) has to send `auth_refresh`. */
+  jwtRefreshGraceMs: number
   docsUi: boolean
 }
 
@@ -189,6 +192,7 @@ export const CONFIG_ENV: Record<string, keyof RawConfig> = {
   GATEWAY_REFRESH_TOKEN_TTL: 'refresh_token_ttl',
   GATEWAY_REFRESH_STORE_MAX: 'refresh_store_max',
   GATEWAY_PAUSE_BUFFER_BYTES: 'pause_buffer_bytes',
+  GATEWAY_JWT_REFRESH_GRACE: 'jwt_refresh_grace',
   GATEWAY_DOCS_UI: 'docs_ui'
 }
 
@@ -216,5 +220,6 @@ export const CONFIG_DEFAULTS: Partial<RawConfig> = {
   refresh_store_max: 100_000,
   api_keys: [],
   pause_buffer_bytes: 1024 * 1024,
+  jwt_refresh_grace: '30s',
   docs_ui: false
 }

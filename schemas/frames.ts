@@ -17,12 +17,26 @@ export const Base64Schema = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', con
 
 // Client → gateway. Unknown fields are refused, so that a misspelt optional field is not ignored.
 
+/**
+ * Exactly one kind of credentials: `device_id` with `token`, `api_key`, or `access_token`
+ * (a gateway access token or an external JWT). Which fields go together is checked in
+ * lib/session/framing.ts, so that the error names the missing or extra field.
+ */
 export const HelloFrameSchema = Type.Object({
   type: Type.Literal('hello'),
-  device_id: Type.String({ minLength: 1, maxLength: 128 }),
-  token: Type.String({ minLength: 1, maxLength: 4096 })
+  device_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  api_key: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 16384 }))
 }, { additionalProperties: false })
 export type HelloFrame = Static<typeof HelloFrameSchema>
+
+/** Exchanges a refresh token for a new pair on a live session (answered with `auth_result` or `error`). */
+export const AuthRefreshFrameSchema = Type.Object({
+  type: Type.Literal('auth_refresh'),
+  refresh_token: Type.String({ minLength: 1, maxLength: 4096 })
+}, { additionalProperties: false })
+export type AuthRefreshFrame = Static<typeof AuthRefreshFrameSchema>
 
 export const StreamOpenFrameSchema = Type.Object({
   type: Type.Literal('stream_open'),
@@ -53,13 +67,14 @@ export type PingFrame = Static<typeof PingFrameSchema>
 
 export const ClientFrameSchemas = {
   hello: HelloFrameSchema,
+  auth_refresh: AuthRefreshFrameSchema,
   stream_open: StreamOpenFrameSchema,
   stream_data: StreamDataFrameSchema,
   stream_close: StreamCloseFrameSchema,
   ping: PingFrameSchema
 } as const
 export type ClientFrameType = keyof typeof ClientFrameSchemas
-export type ClientFrame = HelloFrame | StreamOpenFrame | StreamDataFrame | StreamCloseFrame | PingFrame
+export type ClientFrame = HelloFrame | AuthRefreshFrame | StreamOpenFrame | StreamDataFrame | StreamCloseFrame | PingFrame
 
 // Gateway → client.
 
@@ -68,7 +83,12 @@ export const AuthAcceptedFrameSchema = Type.Object({
   allowed: Type.Literal(true),
   session_id: Type.String({ format: 'uuid' }),
   user_id: Type.String(),
-  subscription_status: Type.Optional(Type.String())
+  subscription_status: Type.Optional(Type.String()),
+  /** A new gateway token pair; absent when the session was opened with a gateway access token. */
+  access_token: Type.Optional(Type.String()),
+  refresh_token: Type.Optional(Type.String()),
+  /** Seconds until `access_token` expires. */
+  expires_in: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 export const AuthRefusedFrameSchema = Type.Object({
   type: Type.Literal('auth_result'),
@@ -77,6 +97,17 @@ export const AuthRefusedFrameSchema = Type.Object({
 })
 export const AuthResultFrameSchema = Type.Union([AuthAcceptedFrameSchema, AuthRefusedFrameSchema])
 export type AuthResultFrame = Static<typeof AuthResultFrameSchema>
+
+/**
+ * The session's credential must be renewed by the client: an `auth_refresh` within
+ * `grace_ms`, or the session is closed with 1008 `auth_expired`.
+ */
+export const AuthRefreshRequiredFrameSchema = Type.Object({
+  type: Type.Literal('auth_refresh_required'),
+  reason: Type.Union([Type.Literal('expired'), Type.Literal('invalidated')]),
+  grace_ms: Type.Integer({ minimum: 0 })
+})
+export type AuthRefreshRequiredFrame = Static<typeof AuthRefreshRequiredFrameSchema>
 
 export const ServerStreamDataFrameSchema = Type.Object({
   type: Type.Literal('stream_data'),
@@ -101,6 +132,14 @@ export const ErrorFrameSchema = Type.Object({
   stream_id: Type.Optional(StreamIdSchema)
 })
 export type ErrorFrame = Static<typeof ErrorFrameSchema>
+
+/** Close reasons (1008) of a session whose authorization ended. */
+export const SessionCloseReasons = {
+  /** Re-authorization (at token expiry or on `/admin/auth/invalidate`) refused the credential. */
+  AUTH_REVOKED: 'auth_revoked',
+  /** The client did not renew with `auth_refresh` within `jwt_refresh_grace`. */
+  AUTH_EXPIRED: 'auth_expired'
+} as const
 
 /** Why the gateway ended a stream (`stream_close.reason`). */
 export const StreamCloseReasons = {

@@ -12,6 +12,8 @@ export interface BackendStub {
   url: string
   /** Every validate-device body the stub received. */
   requests: ValidateRequest[]
+  /** Devices refused from now on (`device_revoked`), whatever their prefix says. */
+  denied: Set<string>
   /** TCP connections the stub accepted (keep-alive keeps this low). */
   connections: number
   /** Stops the stub: later checks find the backend down. */
@@ -26,11 +28,12 @@ export const GOOD_TOKEN = 'stub-good-token'
  * `slow-*` never answers, `fail-*` 500, `garbage-*` a body that is not JSON,
  * `badshape-*` JSON of the wrong shape, `nouser-*` allowed without a user_id.
  */
-function answer (body: ValidateRequest, res: ServerResponse, held: ServerResponse[]): void {
+function answer (body: ValidateRequest, res: ServerResponse, held: ServerResponse[], denied: Set<string>): void {
   const device = typeof body.device_id === 'string' ? body.device_id : ''
   const json = (status: number, value: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value))
   }
+  if (denied.has(device)) return json(200, { allowed: false, reason: 'device_revoked' })
   if (device.startsWith('allow-')) {
     if (body.token !== GOOD_TOKEN) return json(200, { allowed: false, reason: 'invalid_token' })
     return json(200, { allowed: true, user_id: `user-of-${device}`, subscription_status: 'active', reason: null })
@@ -47,7 +50,7 @@ function answer (body: ValidateRequest, res: ServerResponse, held: ServerRespons
 /** A real HTTP backend on loopback for `POST /api/v1/auth/validate-device`. */
 export async function startBackendStub (t: Test, prefix = ''): Promise<BackendStub> {
   const held: ServerResponse[] = []
-  const stub: Partial<BackendStub> = { requests: [], connections: 0 }
+  const stub: Partial<BackendStub> = { requests: [], denied: new Set(), connections: 0 }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== 'POST' || req.url !== `${prefix}/api/v1/auth/validate-device`) {
       req.resume()
@@ -60,7 +63,7 @@ export async function startBackendStub (t: Test, prefix = ''): Promise<BackendSt
       let body: ValidateRequest = {}
       try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch {}
       stub.requests?.push(body)
-      answer(body, res, held)
+      answer(body, res, held, stub.denied as Set<string>)
     })
   })
   server.on('connection', () => { (stub as BackendStub).connections++ })

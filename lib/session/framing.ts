@@ -4,8 +4,9 @@ import type { RawData } from 'ws'
 import { WsErrorCode } from '../errors.js'
 import {
   ClientFrameSchemas, StreamIdSchema,
-  type ClientFrame, type StreamId, type StreamCloseReason
+  type AuthRefreshRequiredFrame, type ClientFrame, type HelloFrame, type StreamId, type StreamCloseReason
 } from '../../schemas/frames.js'
+import type { Principal, TokenPair } from '../auth/principal.js'
 
 const checks = new Map<string, TypeCheck<TSchema>>(
   Object.entries(ClientFrameSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)])
@@ -58,13 +59,42 @@ export function parseClientFrame (data: RawData, isBinary: boolean): ParseResult
   if (type === 'stream_data' && (obj.data as string).length % 4 !== 0) {
     return { ok: false, message: 'stream_data: data: base64 length must be a multiple of 4', streamId }
   }
+  if (type === 'hello') {
+    const problem = helloProblem(obj as HelloFrame)
+    if (problem !== undefined) return { ok: false, message: `hello: ${problem}` }
+  }
   return { ok: true, frame: obj as ClientFrame }
+}
+
+/** A hello carries exactly one kind of credentials: device_id with token, api_key, or access_token. */
+function helloProblem (hello: HelloFrame): string | undefined {
+  const device = hello.device_id !== undefined || hello.token !== undefined
+  const kinds = [device, hello.api_key !== undefined, hello.access_token !== undefined].filter(Boolean).length
+  if (kinds === 0) return 'credentials: expected device_id and token, api_key, or access_token'
+  if (kinds > 1) return 'credentials: expected exactly one of device_id and token, api_key, or access_token'
+  if (!device) return undefined
+  if (hello.token === undefined) return 'token: required with device_id'
+  if (hello.device_id === undefined) return 'device_id: required with token'
+  return undefined
 }
 
 // Gateway → client frames, serialized once here so the shapes match schemas/frames.ts.
 
-export function authAccepted (sessionId: string, userId: string, subscriptionStatus?: string): string {
-  return JSON.stringify({ type: 'auth_result', allowed: true, session_id: sessionId, user_id: userId, subscription_status: subscriptionStatus })
+export function authAccepted (sessionId: string, principal: Principal, tokens?: TokenPair): string {
+  return JSON.stringify({
+    type: 'auth_result',
+    allowed: true,
+    session_id: sessionId,
+    user_id: principal.user_id,
+    subscription_status: principal.subscription_status,
+    access_token: tokens?.access_token,
+    refresh_token: tokens?.refresh_token,
+    expires_in: tokens?.expires_in
+  })
+}
+
+export function authRefreshRequired (reason: AuthRefreshRequiredFrame['reason'], graceMs: number): string {
+  return JSON.stringify({ type: 'auth_refresh_required', reason, grace_ms: graceMs })
 }
 
 export function authRefused (reason: string): string {

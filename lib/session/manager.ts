@@ -1,15 +1,19 @@
-import type { FastifyBaseLogger } from 'fastify'
+import type { Counter } from 'prom-client'
 import type { WebSocket } from 'ws'
-import type { DeviceAuthenticator } from '../auth/types.js'
+import type { Authenticator } from '../auth/index.js'
+import type { ConnectionRegistry } from '../registry.js'
 import type { UpstreamRegistry } from '../upstreams/index.js'
 import type { SessionMetrics } from './metrics.js'
-import { Session, type SessionHost, type SessionLimits } from './session.js'
+import { Session, type SessionHost, type SessionLimits, type SessionOrigin } from './session.js'
 
 export interface SessionManagerOptions {
   limits: SessionLimits
-  auth: DeviceAuthenticator
+  authenticator: Authenticator
+  /** Where every connection is registered from its upgrade to its close (admin API). */
+  connections: ConnectionRegistry
   upstreams: UpstreamRegistry
   metrics: SessionMetrics
+  tokenRefreshes: Counter<'result'>
 }
 
 export interface SessionManagerStats {
@@ -24,23 +28,28 @@ export interface SessionManagerStats {
 /** Every `/ws` connection and its session, in memory. */
 export class SessionManager implements SessionHost {
   readonly limits: SessionLimits
-  readonly auth: DeviceAuthenticator
+  readonly authenticator: Authenticator
+  readonly connections: ConnectionRegistry
   readonly upstreams: UpstreamRegistry
   readonly metrics: SessionMetrics
-  private readonly connections = new Set<Session>()
+  readonly tokenRefreshes: Counter<'result'>
+  /** Every open `/ws` connection, authenticated or not. */
+  private readonly open = new Set<Session>()
   private readonly sessions = new Map<string, Session>()
 
   constructor (opts: SessionManagerOptions) {
     this.limits = opts.limits
-    this.auth = opts.auth
+    this.authenticator = opts.authenticator
+    this.connections = opts.connections
     this.upstreams = opts.upstreams
     this.metrics = opts.metrics
+    this.tokenRefreshes = opts.tokenRefreshes
   }
 
-  /** Takes a freshly upgraded socket; the session waits for its hello. */
-  accept (socket: WebSocket, log: FastifyBaseLogger): Session {
-    const session = new Session(socket, this, log)
-    this.connections.add(session)
+  /** Takes a freshly upgraded socket (registered at once, state `initial`); the session waits for its hello. */
+  accept (socket: WebSocket, origin: SessionOrigin): Session {
+    const session = new Session(socket, this, origin)
+    this.open.add(session)
     return session
   }
 
@@ -55,13 +64,13 @@ export class SessionManager implements SessionHost {
 
   stats (): SessionManagerStats {
     let streams = 0
-    for (const session of this.connections) streams += session.streamCount
-    return { connections: this.connections.size, sessions: this.sessions.size, streams }
+    for (const session of this.open) streams += session.streamCount
+    return { connections: this.open.size, sessions: this.sessions.size, streams }
   }
 
   /** Closes every connection (shutdown); each drops its streams. */
   closeAll (code: number, reason: string): void {
-    for (const session of [...this.connections]) session.close(code, reason)
+    for (const session of [...this.open]) session.close(code, reason)
   }
 
   sessionStarted (session: Session): void {
@@ -70,7 +79,7 @@ export class SessionManager implements SessionHost {
   }
 
   sessionEnded (session: Session): void {
-    this.connections.delete(session)
+    this.open.delete(session)
     if (this.sessions.delete(session.id)) this.metrics.activeSessions.dec()
   }
 }

@@ -1,31 +1,57 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Counter } from 'prom-client'
 import WebSocket, { type RawData } from 'ws'
 import { CloseCode, WsErrorCode } from '../errors.js'
-import { isCheckFailure, type DeviceAuthenticator, type DeviceCheck } from '../auth/types.js'
+import { NoCredentialError, type Authenticator, type RefreshResult } from '../auth/index.js'
+import type { AuthResult, Principal, ReauthResult, TokenPair } from '../auth/principal.js'
+import { canTransition, CONNECTION_STATES, TRANSITIONS, type Connection, type ConnectionRegistry, type ConnectionState } from '../registry.js'
 import type { UpstreamRegistry } from '../upstreams/index.js'
 import { UpstreamRefusedError } from '../upstreams/types.js'
 import {
-  StreamCloseReasons, type StreamCloseReason,
-  type ClientFrame, type HelloFrame, type PingFrame, type StreamCloseFrame, type StreamDataFrame, type StreamId, type StreamOpenFrame
+  SessionCloseReasons, StreamCloseReasons, type StreamCloseReason,
+  type AuthRefreshFrame, type AuthRefreshRequiredFrame, type ClientFrame, type HelloFrame, type PingFrame,
+  type StreamCloseFrame, type StreamDataFrame, type StreamId, type StreamOpenFrame
 } from '../../schemas/frames.js'
 import * as framing from './framing.js'
 import type { HandshakeResult, SessionMetrics } from './metrics.js'
 import { Stream, type StreamOwner } from './stream.js'
 
-export type SessionState = 'awaiting_hello' | 'authorizing' | 'running' | 'paused' | 'closed'
+/**
+ * A session's state is its registry entry's state (lib/registry.ts `TRANSITIONS`, the one
+ * state machine): initial → authorizing → running ⇄ paused, running → refreshing → running,
+ * any → stopping → closed.
+ */
+export type SessionState = ConnectionState
+
+/** The lifecycle as a client sees it: the registry's states without the gateway's inner steps. */
+export type SessionPhase = 'awaiting_hello' | 'authorizing' | 'running' | 'paused' | 'closed'
+
+export const SESSION_PHASES: Readonly<Record<ConnectionState, SessionPhase>> = {
+  initial: 'awaiting_hello',
+  authorizing: 'authorizing',
+  running: 'running',
+  // Streams keep flowing while the credential is re-checked.
+  refreshing: 'running',
+  paused: 'paused',
+  stopping: 'closed',
+  closed: 'closed'
+}
 
 /**
- * The whole life of a session, as data: awaiting_hello → authorizing → running ⇄ paused → closed.
- * Any state but closed may go to closed.
+ * `TRANSITIONS` seen through `SESSION_PHASES`: awaiting_hello → authorizing → running ⇄ paused
+ * → closed. Derived, never edited: the registry's table is the only one that is maintained.
  */
-export const SESSION_TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>> = {
-  awaiting_hello: ['authorizing', 'closed'],
-  authorizing: ['running', 'closed'],
-  running: ['paused', 'closed'],
-  paused: ['running', 'closed'],
-  closed: []
-}
+export const SESSION_TRANSITIONS: Readonly<Record<SessionPhase, readonly SessionPhase[]>> = (() => {
+  const table: Record<SessionPhase, SessionPhase[]> = { awaiting_hello: [], authorizing: [], running: [], paused: [], closed: [] }
+  for (const from of CONNECTION_STATES) {
+    const phase = SESSION_PHASES[from]
+    for (const to of TRANSITIONS[from]) {
+      const next = SESSION_PHASES[to]
+      if (next !== phase && !table[phase].includes(next)) table[phase].push(next)
+    }
+  }
+  return table
+})()
 
 export interface SessionLimits {
   /** Streams open at once per session (`max_streams`). */
@@ -38,6 +64,10 @@ export interface SessionLimits {
   streamBufferBytes: number
   /** Bytes a paused session holds (both ways together) before it stops reading the client. */
   pausedBufferBytes: number
+  /** Lifetime of the session's authorization before it is re-checked (`access_token_ttl`). */
+  accessTtlMs: number
+  /** Time the client has to send `auth_refresh` when only it can renew the credential (`jwt_refresh_grace`). */
+  jwtRefreshGraceMs: number
   /** Client socket `bufferedAmount` above which upstreams stop being read... */
   highWaterBytes: number
   /** ...and below which they are read again. */
@@ -47,9 +77,12 @@ export interface SessionLimits {
 /** What a session needs from its manager. */
 export interface SessionHost {
   readonly limits: SessionLimits
-  readonly auth: DeviceAuthenticator
+  readonly authenticator: Authenticator
+  readonly connections: ConnectionRegistry
   readonly upstreams: UpstreamRegistry
   readonly metrics: SessionMetrics
+  /** `httvps_gateway_token_refresh_total{result}` (plugins/auth.ts). */
+  readonly tokenRefreshes: Counter<'result'>
   sessionStarted: (session: Session) => void
   sessionEnded: (session: Session) => void
 }
@@ -72,6 +105,33 @@ export interface SessionStats {
 
 type Held = { inbound: true, data: RawData, isBinary: boolean, size: number } | { inbound: false, frame: string, size: number, bytes: number }
 
+/** Where a socket came from. */
+export interface SessionOrigin {
+  log: FastifyBaseLogger
+  remoteAddress: string
+}
+
+/** A re-check that could not be made is tried again after this long (at most the token lifetime). */
+const REAUTH_RETRY_MS = 30_000
+/** setTimeout's largest delay; a longer wait is re-armed when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+function messageSize (data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0)
+  return data.byteLength
+}
+
+/** The words of a refused hello: the device check's own reason, otherwise no detail about the credential. */
+function refusalReason (hello: HelloFrame, result: Extract<AuthResult, { ok: false }>): string {
+  if (hello.token !== undefined || result.code === 'AUTH_UNAVAILABLE') return result.reason
+  return result.code === 'TOKEN_EXPIRED' ? 'token_expired' : 'invalid_credentials'
+}
+
+/** A refresh may renew the session's own identity only. */
+function sameIdentity (a: Principal, b: Principal): boolean {
+  return a.user_id === b.user_id && a.device_id === b.device_id && a.method === b.method
+}
+
 function closeReason (text: string): string {
   // A close frame's reason is at most 123 bytes.
   return Buffer.byteLength(text) > 123 ? Buffer.from(text).subarray(0, 120).toString('utf8') : text
@@ -79,16 +139,20 @@ function closeReason (text: string): string {
 
 /**
  * One `/ws` connection, from the upgrade to the close: the hello, the session's streams,
- * and backpressure both ways. The state lives in `state`, moved only through SESSION_TRANSITIONS.
+ * its authorization over time, and backpressure both ways. Its state is its registry
+ * entry's (`connection`), moved only through the registry's `TRANSITIONS`.
  */
 export class Session implements StreamOwner {
-  readonly id = randomUUID()
+  /** The session id, which is also its connection id in the registry (admin API). */
+  readonly id: string
   readonly startedAt = Date.now()
+  readonly connection: Connection
   deviceId: string | undefined
   userId: string | undefined
   subscriptionStatus: string | undefined
+  /** Who the session belongs to, as the authenticator returned it (needed as is for re-checks). */
+  principal: Principal | undefined
 
-  private current: SessionState = 'awaiting_hello'
   private log: FastifyBaseLogger
   private readonly streams = new Map<StreamId, Stream>()
   /** Streams whose upstream has not taken the last write: the client is not read while any is here. */
@@ -97,24 +161,35 @@ export class Session implements StreamOwner {
   private clientSlow = false
   private readonly held: Held[] = []
   private heldSize = 0
-  private helloTimer: NodeJS.Timeout | undefined
+  /** The session's one timer: the hello timeout, then the authorization's expiry or the refresh grace. */
+  private timer: NodeJS.Timeout | undefined
+  /** Epoch ms when the authorization is to be re-checked. */
+  private expiresAt: number | undefined
   private peakBuffered = 0
   private bytesIn = 0
   private bytesOut = 0
   private readonly onFlushed = (): void => { this.checkClientDrained() }
 
-  constructor (private readonly socket: WebSocket, private readonly host: SessionHost, log: FastifyBaseLogger) {
-    this.log = log.child({ session_id: this.id })
+  constructor (private readonly socket: WebSocket, private readonly host: SessionHost, origin: SessionOrigin) {
+    this.connection = host.connections.open({ kind: 'session', route: '/ws', remoteAddress: origin.remoteAddress })
+    this.id = this.connection.id
+    this.connection.attach({
+      pause: () => this.holdTraffic(),
+      resume: () => this.releaseTraffic(),
+      stop: (code, reason) => this.close(code, reason),
+      reauthorize: async () => await this.recheck()
+    })
+    this.log = origin.log.child({ session_id: this.id })
     socket.on('message', (data, isBinary) => this.receive(data, isBinary))
     socket.on('close', (code, reason) => this.finish(code, reason.toString(), 'client'))
-    this.helloTimer = setTimeout(() => {
+    this.setTimer(host.limits.helloTimeoutMs, () => {
       this.log.info({ event: 'hello_timeout' }, 'no hello in time')
       this.close(CloseCode.POLICY_VIOLATION, 'hello_timeout')
-    }, host.limits.helloTimeoutMs)
+    })
   }
 
   get state (): SessionState {
-    return this.current
+    return this.connection.state
   }
 
   get streamCount (): number {
@@ -125,7 +200,7 @@ export class Session implements StreamOwner {
     let held = this.heldSize
     for (const stream of this.streams.values()) held += stream.heldBytes
     return {
-      state: this.current,
+      state: this.state,
       streams: this.streams.size,
       bufferedAmount: this.socket.bufferedAmount,
       peakBufferedAmount: this.peakBuffered,
@@ -140,26 +215,18 @@ export class Session implements StreamOwner {
   /**
    * Stops forwarding both ways: upstreams are not read, and client frames are held in order
    * up to `pausedBufferBytes`, past which the client is not read either. False if not running.
+   * The admin API gets here through the registry (`controls.pause`).
    */
   pause (): boolean {
     if (!this.moveTo('paused')) return false
-    this.updateFlow()
-    this.log.info({ event: 'session_paused', device_id: this.deviceId }, 'session paused')
+    this.holdTraffic()
     return true
   }
 
   /** Delivers what was held, in order, and forwards again. False if not paused. */
   resume (): boolean {
-    if (!this.moveTo('running')) return false
-    this.log.info({ event: 'session_resumed', device_id: this.deviceId }, 'session resumed')
-    const held = this.held.splice(0)
-    this.heldSize = 0
-    for (const item of held) {
-      if (this.current !== 'running') break
-      if (item.inbound) this.handle(item.data, item.isBinary)
-      else this.sendStreamData(item.frame, item.bytes)
-    }
-    if (this.current === 'running') this.updateFlow()
+    if (this.state !== 'paused' || !this.moveTo('running')) return false
+    this.releaseTraffic()
     return true
   }
 
@@ -171,8 +238,9 @@ export class Session implements StreamOwner {
   // ---- client → gateway
 
   private receive (data: RawData, isBinary: boolean): void {
-    if (this.current === 'closed') return
-    if (this.current === 'paused') {
+    if (this.ended()) return
+    this.connection.countIn(messageSize(data))
+    if (this.state === 'paused') {
       this.hold({ inbound: true, data, isBinary, size: Buffer.isBuffer(data) ? data.length : 0 })
       return
     }
@@ -196,18 +264,21 @@ export class Session implements StreamOwner {
   }
 
   private dispatch (frame: ClientFrame): void {
-    if (this.current === 'awaiting_hello') {
+    if (this.state === 'initial') {
       if (frame.type === 'hello') this.authorize(frame).catch((err) => this.log.error({ err }, 'hello failed'))
       else this.sendError(WsErrorCode.NOT_AUTHENTICATED, 'the first frame must be a hello', (frame as { stream_id?: StreamId }).stream_id)
       return
     }
-    if (this.current === 'authorizing') {
+    if (this.state === 'authorizing') {
       const message = frame.type === 'hello' ? 'a hello is already being checked' : 'wait for auth_result before sending frames'
       this.sendError(WsErrorCode.NOT_AUTHENTICATED, message, (frame as { stream_id?: StreamId }).stream_id)
       return
     }
     switch (frame.type) {
       case 'hello': return this.sendError(WsErrorCode.ALREADY_AUTHENTICATED, 'this session is already authenticated')
+      case 'auth_refresh':
+        this.refresh(frame).catch((err) => this.log.error({ err }, 'auth_refresh failed'))
+        return
       case 'stream_open': return this.openStream(frame)
       case 'stream_data': return this.writeStream(frame)
       case 'stream_close': return this.closeStream(frame)
@@ -217,34 +288,60 @@ export class Session implements StreamOwner {
 
   private async authorize (hello: HelloFrame): Promise<void> {
     this.moveTo('authorizing')
-    clearTimeout(this.helloTimer)
-    this.helloTimer = undefined
+    this.clearTimer()
     const stopTimer = this.host.metrics.handshakeDuration.startTimer()
-    let check: DeviceCheck
+    let result: AuthResult
     try {
-      check = await this.host.auth.validate(hello.device_id, hello.token)
+      result = await this.host.authenticator.authenticateHello(hello)
     } catch (err) {
-      this.log.error({ err, device_id: hello.device_id }, 'device authenticator threw')
-      check = { allowed: false, reason: 'internal_error' }
+      this.log.error({ err, device_id: hello.device_id }, 'authenticator threw')
+      result = { ok: false, code: 'AUTH_UNAVAILABLE', reason: 'internal_error' }
     }
-    const result: HandshakeResult = check.allowed ? 'accepted' : (isCheckFailure(check) ? 'error' : 'rejected')
-    this.host.metrics.handshakes.inc({ result })
+    const handshake: HandshakeResult = result.ok ? 'accepted' : (result.code === 'AUTH_UNAVAILABLE' ? 'error' : 'rejected')
+    this.host.metrics.handshakes.inc({ result: handshake })
     stopTimer()
-    if (this.current !== 'authorizing') return
-    if (!check.allowed) {
-      this.log.info({ event: 'handshake_rejected', device_id: hello.device_id, reason: check.reason, result }, 'hello refused')
-      this.send(framing.authRefused(check.reason))
-      this.close(CloseCode.POLICY_VIOLATION, check.reason)
+    if (this.state !== 'authorizing') return
+    if (!result.ok) {
+      const reason = refusalReason(hello, result)
+      this.log.info({ event: 'handshake_rejected', device_id: hello.device_id, reason, result: handshake }, 'hello refused')
+      this.send(framing.authRefused(reason))
+      this.close(CloseCode.POLICY_VIOLATION, reason)
       return
     }
-    this.deviceId = hello.device_id
-    this.userId = check.user_id
-    this.subscriptionStatus = check.subscription_status
+    const principal = result.principal
+    const tokens = this.issueTokens(principal)
+    this.setPrincipal(principal)
     this.log = this.log.child({ device_id: this.deviceId })
     this.moveTo('running')
     this.host.sessionStarted(this)
-    this.send(framing.authAccepted(this.id, check.user_id, check.subscription_status))
-    this.log.info({ event: 'session_started', device_id: this.deviceId, user_id: this.userId }, 'session started')
+    this.send(framing.authAccepted(this.id, principal, tokens))
+    this.log.info({ event: 'session_started', device_id: this.deviceId, user_id: this.userId, method: principal.method }, 'session started')
+    // A hello with a token lasts no longer than the token.
+    this.scheduleExpiry(Math.min(Date.now() + this.host.limits.accessTtlMs, principal.expires_at ?? Infinity))
+  }
+
+  /** `auth_refresh`: a new token pair for the same identity, without reconnecting. */
+  private async refresh (frame: AuthRefreshFrame): Promise<void> {
+    let result: RefreshResult
+    try {
+      result = await this.host.authenticator.refreshTokens(frame.refresh_token)
+    } catch (err) {
+      this.log.error({ err, event: 'auth_refresh_failed' }, 'refresh failed')
+      if (!this.ended()) this.sendError(WsErrorCode.INTERNAL_ERROR, 'auth_refresh: the gateway could not refresh')
+      return
+    }
+    if (this.ended()) return
+    if (!result.ok) {
+      this.log.info({ event: 'auth_refresh_refused', code: result.code, reason: result.reason }, 'auth_refresh refused')
+      this.sendError(WsErrorCode[result.code], `auth_refresh: ${result.reason}`)
+      return
+    }
+    if (!sameIdentity(this.principal as Principal, result.principal)) {
+      this.log.warn({ event: 'auth_refresh_refused', code: WsErrorCode.INVALID_REFRESH_TOKEN, reason: 'another identity' }, 'auth_refresh for another identity')
+      this.sendError(WsErrorCode.INVALID_REFRESH_TOKEN, 'auth_refresh: the refresh token belongs to another identity')
+      return
+    }
+    this.renew(result.principal, result.tokens, 'auth_refresh')
   }
 
   private openStream (frame: StreamOpenFrame): void {
@@ -264,7 +361,7 @@ export class Session implements StreamOwner {
       stream.attach(kind.open({
         target: frame.target,
         sessionId: this.id,
-        deviceId: this.deviceId as string,
+        deviceId: this.deviceId,
         userId: this.userId as string,
         streamId: id
       }, stream.events()))
@@ -316,7 +413,7 @@ export class Session implements StreamOwner {
   upstreamData (stream: Stream, chunk: Buffer): void {
     if (this.streams.get(stream.id) !== stream) return
     const frame = framing.streamDataFrame(stream.id, chunk)
-    if (this.current === 'paused') {
+    if (this.state === 'paused') {
       this.hold({ inbound: false, frame, size: frame.length, bytes: chunk.length })
       return
     }
@@ -350,6 +447,7 @@ export class Session implements StreamOwner {
   private addStream (stream: Stream): void {
     this.streams.set(stream.id, stream)
     this.host.metrics.activeStreams.inc()
+    this.connection.setOpenStreams(this.streams.size)
   }
 
   private removeStream (stream: Stream): void {
@@ -357,6 +455,7 @@ export class Session implements StreamOwner {
     this.streams.delete(stream.id)
     this.blocked.delete(stream)
     this.host.metrics.activeStreams.dec()
+    this.connection.setOpenStreams(this.streams.size)
   }
 
   /** The gateway ends a stream: the client learns why with a `stream_close`. */
@@ -393,6 +492,7 @@ export class Session implements StreamOwner {
 
   private send (frame: string): void {
     if (this.socket.readyState !== WebSocket.OPEN) return
+    this.connection.countOut(Buffer.byteLength(frame))
     // Near the mark every send reports its flush, so the last one tells when the client caught up.
     if (this.clientSlow || this.socket.bufferedAmount + frame.length >= this.host.limits.highWaterBytes) {
       this.socket.send(frame, this.onFlushed)
@@ -408,22 +508,22 @@ export class Session implements StreamOwner {
   }
 
   private checkClientDrained (): void {
-    if (!this.clientSlow || this.current === 'closed') return
+    if (!this.clientSlow || this.ended()) return
     if (this.socket.bufferedAmount > this.host.limits.lowWaterBytes) return
     this.clientSlow = false
     this.updateFlow()
   }
 
   private upstreamsFlowing (): boolean {
-    return this.current === 'running' && !this.clientSlow
+    return this.live() && !this.clientSlow
   }
 
   /** Applies the flow the state asks for: who is read and who is not. */
   private updateFlow (): void {
-    if (this.current === 'closed') return
+    if (this.ended()) return
     const upstreams = this.upstreamsFlowing()
     for (const stream of this.streams.values()) stream.setReading(upstreams)
-    const client = this.blocked.size === 0 && (this.current !== 'paused' || this.heldSize < this.host.limits.pausedBufferBytes)
+    const client = this.blocked.size === 0 && (this.state !== 'paused' || this.heldSize < this.host.limits.pausedBufferBytes)
     if (client && this.socket.isPaused) this.socket.resume()
     else if (!client && !this.socket.isPaused) this.socket.pause()
   }
@@ -435,13 +535,140 @@ export class Session implements StreamOwner {
     if (this.heldSize >= this.host.limits.pausedBufferBytes && !this.socket.isPaused) this.updateFlow()
   }
 
+  // ---- authorization over time
+
+  private setPrincipal (principal: Principal): void {
+    this.principal = principal
+    this.userId = principal.user_id
+    this.deviceId = principal.device_id
+    this.subscriptionStatus = principal.subscription_status
+    this.connection.authorize(principal)
+  }
+
+  /** A new pair for a principal from a device, API key or external JWT; none for one from a gateway access token. */
+  private issueTokens (principal: Principal): TokenPair | undefined {
+    try {
+      return this.host.authenticator.issueTokens(principal)
+    } catch (err) {
+      // A session opened with a gateway access token renews it with auth_refresh (docs/protocol.md).
+      if (!(err instanceof NoCredentialError)) this.log.error({ err }, 'could not issue tokens')
+      return undefined
+    }
+  }
+
+  private scheduleExpiry (at: number): void {
+    this.expiresAt = at
+    this.setTimer(at - Date.now(), () => this.expired())
+  }
+
+  private expired (): void {
+    const at = this.expiresAt as number
+    if (Date.now() < at) return this.scheduleExpiry(at)
+    // Paused: the re-check runs at resume, when the client's frames (an auth_refresh) are read again.
+    if (this.state !== 'running') return
+    this.reauthorizeOnExpiry().catch((err) => this.log.error({ err }, 're-authorization failed'))
+  }
+
+  /** The authorization expired: re-checked by its original method while the streams go on. */
+  private async reauthorizeOnExpiry (): Promise<void> {
+    if (!this.moveTo('refreshing')) return
+    let result: ReauthResult
+    try {
+      result = await this.host.authenticator.reauthorize(this.principal as Principal)
+    } catch (err) {
+      // No verdict (the backend cannot be asked): keep the session, try again later.
+      this.host.tokenRefreshes.inc({ result: 'error' })
+      this.log.warn({ err, event: 'reauthorization_failed' }, 'session could not be re-authorized; it goes on')
+      if (this.state !== 'refreshing') return
+      this.moveTo('running')
+      this.setTimer(Math.min(REAUTH_RETRY_MS, this.host.limits.accessTtlMs), () => this.expired())
+      return
+    }
+    // Closed meanwhile, or an auth_refresh renewed the session first.
+    if (this.state !== 'refreshing') return
+    if (result.status === 'allowed') {
+      this.host.tokenRefreshes.inc({ result: 'ok' })
+      this.renew(result.principal, this.issueTokens(result.principal), 'expiry')
+    } else if (result.status === 'refused') {
+      this.host.tokenRefreshes.inc({ result: 'refused' })
+      this.revoke(result.reason)
+    } else {
+      this.requireRefresh('expired')
+    }
+  }
+
+  /** `controls.reauthorize` (`POST /admin/auth/invalidate`): a re-check now, acted on here. */
+  private async recheck (): Promise<ReauthResult> {
+    if (this.principal === undefined) return { status: 'refresh_required', reason: 'not authenticated yet' }
+    const result = await this.host.authenticator.reauthorize(this.principal)
+    if (this.ended()) return result
+    if (result.status === 'allowed') this.setPrincipal(result.principal)
+    else if (result.status === 'refused') this.revoke(result.reason)
+    else this.requireRefresh('invalidated')
+    return result
+  }
+
+  /** Only the client can renew the credential (a JWT): an auth_refresh within the grace period, or the session ends. */
+  private requireRefresh (reason: AuthRefreshRequiredFrame['reason']): void {
+    if (this.state === 'paused') {
+      this.expiresAt = Date.now()
+      return
+    }
+    if (this.state === 'running') this.moveTo('refreshing')
+    if (this.state !== 'refreshing') return
+    const grace = this.host.limits.jwtRefreshGraceMs
+    this.send(framing.authRefreshRequired(reason, grace))
+    this.log.info({ event: 'auth_refresh_required', reason, grace_ms: grace }, 'the client must refresh')
+    this.setTimer(grace, () => {
+      this.host.tokenRefreshes.inc({ result: 'expired' })
+      this.log.info({ event: 'session_expired' }, 'no auth_refresh in time')
+      this.close(CloseCode.POLICY_VIOLATION, SessionCloseReasons.AUTH_EXPIRED)
+    })
+  }
+
+  /** Still authorized: the client gets a fresh auth_result and the session goes on untouched. */
+  private renew (principal: Principal, tokens: TokenPair | undefined, by: 'expiry' | 'auth_refresh'): void {
+    this.setPrincipal(principal)
+    if (this.state === 'refreshing') this.moveTo('running')
+    this.send(framing.authAccepted(this.id, principal, tokens))
+    this.scheduleExpiry(Date.now() + this.host.limits.accessTtlMs)
+    this.log.info({ event: 'session_reauthorized', by, user_id: this.userId }, 'session re-authorized')
+  }
+
+  private revoke (reason: string): void {
+    this.log.info({ event: 'session_revoked', reason }, 'session authorization revoked')
+    this.close(CloseCode.POLICY_VIOLATION, SessionCloseReasons.AUTH_REVOKED)
+  }
+
+  // ---- pause and resume (directly or through the registry)
+
+  private holdTraffic (): void {
+    this.updateFlow()
+    this.log.info({ event: 'session_paused', device_id: this.deviceId }, 'session paused')
+  }
+
+  private releaseTraffic (): void {
+    this.log.info({ event: 'session_resumed', device_id: this.deviceId }, 'session resumed')
+    const held = this.held.splice(0)
+    this.heldSize = 0
+    for (const item of held) {
+      if (!this.live()) break
+      if (item.inbound) this.handle(item.data, item.isBinary)
+      else this.sendStreamData(item.frame, item.bytes)
+    }
+    if (!this.live()) return
+    this.updateFlow()
+    if (this.state === 'running' && this.expiresAt !== undefined && this.expiresAt <= Date.now()) this.expired()
+  }
+
   // ---- the end
 
   private finish (code: number, reason: string, by: 'client' | 'gateway'): void {
-    const was = this.current
-    if (!this.moveTo('closed')) return
-    clearTimeout(this.helloTimer)
-    this.helloTimer = undefined
+    const was = this.state
+    if (was === 'closed') return
+    // → stopping → closed (an admin stop is in stopping already): the session leaves the registry.
+    this.connection.close()
+    this.clearTimer()
     for (const stream of [...this.streams.values()]) {
       this.removeStream(stream)
       stream.destroy()
@@ -457,7 +684,7 @@ export class Session implements StreamOwner {
       }
     }
     this.host.sessionEnded(this)
-    if (was === 'running' || was === 'paused') {
+    if (this.principal !== undefined) {
       this.log.info({
         event: 'session_ended',
         device_id: this.deviceId,
@@ -473,9 +700,29 @@ export class Session implements StreamOwner {
     }
   }
 
+  /** Moves the registry entry when `TRANSITIONS` allows it; false (and nothing changes) otherwise. */
   private moveTo (next: SessionState): boolean {
-    if (!SESSION_TRANSITIONS[this.current].includes(next)) return false
-    this.current = next
+    if (!canTransition(this.state, next)) return false
+    this.connection.transition(next)
     return true
+  }
+
+  /** Forwarding: running, or running while the credential is re-checked. */
+  private live (): boolean {
+    return this.state === 'running' || this.state === 'refreshing'
+  }
+
+  private ended (): boolean {
+    return this.state === 'stopping' || this.state === 'closed'
+  }
+
+  private setTimer (ms: number, fn: () => void): void {
+    clearTimeout(this.timer)
+    this.timer = setTimeout(fn, Math.min(Math.max(ms, 0), MAX_TIMER_MS))
+  }
+
+  private clearTimer (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
   }
 }

@@ -5,7 +5,8 @@ export interface OpenRequest {
   /** `host:port` for upstreams that connect somewhere (tcp); others refuse or ignore it. */
   target?: string
   sessionId: string
-  deviceId: string
+  /** Absent for sessions without a device (API key, or a JWT without a `device_id` claim). */
+  deviceId?: string
   userId: string
   streamId: StreamId
 }

@@ -117,3 +117,11 @@ test('tcp allowlist from a comma-separated variable', async (t) => {
   t.same(loadConfig({ env: { GATEWAY_TCP_ALLOW: '127.0.0.1:7, Example.com:443 ,' } }).tcpAllow, ['127.0.0.1:7', 'example.com:443'])
   t.match(configError(() => loadConfig({ env: { GATEWAY_TCP_ALLOW: 'nohost' } })), /tcp_allow\[0\] \(GATEWAY_TCP_ALLOW\)|tcp_allow\[0\]/)
 })
+
+test('jwt_refresh_grace: 30s by default, a duration above zero, from YAML or the environment', async (t) => {
+  t.equal(loadConfig({ env: {} }).jwtRefreshGraceMs, 30_000)
+  t.equal(loadConfig({ env: { GATEWAY_JWT_REFRESH_GRACE: '5s' } }).jwtRefreshGraceMs, 5000)
+  t.equal(loadConfig({ env: {}, file: yamlFile('jwt_refresh_grace: 1m\n') }).jwtRefreshGraceMs, 60_000)
+  t.match(configError(() => loadConfig({ env: { GATEWAY_JWT_REFRESH_GRACE: '0' } })), /jwt_refresh_grace \(GATEWAY_JWT_REFRESH_GRACE\): expected a duration above zero/)
+  t.match(configError(() => loadConfig({ env: { GATEWAY_JWT_REFRESH_GRACE: 'soon' } })), /jwt_refresh_grace \(GATEWAY_JWT_REFRESH_GRACE\)/)
+})

@@ -3,7 +3,8 @@ import { test } from 'tap'
 import { DeviceListAuthenticator } from '../../lib/auth/device-list.js'
 import { isCheckFailure } from '../../lib/auth/types.js'
 import { parseClientFrame } from '../../lib/session/framing.js'
-import { SESSION_TRANSITIONS } from '../../lib/session/session.js'
+import { canTransition, CONNECTION_STATES } from '../../lib/registry.js'
+import { SESSION_PHASES, SESSION_TRANSITIONS } from '../../lib/session/session.js'
 import { parseTarget } from '../../lib/upstreams/index.js'
 
 function parse (value: unknown): ReturnType<typeof parseClientFrame> {
@@ -74,4 +75,28 @@ test('session states: every state can close, closed is final', async (t) => {
   }
   t.same(SESSION_TRANSITIONS.running, ['paused', 'closed'])
   t.same(SESSION_TRANSITIONS.paused, ['running', 'closed'])
+})
+
+test('hello: exactly one kind of credentials; auth_refresh needs its token', async (t) => {
+  for (const hello of [{ device_id: 'd', token: 't' }, { api_key: 'k' }, { access_token: 'a.b.c' }]) {
+    t.ok(parse({ type: 'hello', ...hello }).ok, JSON.stringify(hello))
+  }
+  t.match(parse({ type: 'hello' }), { ok: false, message: /device_id and token, api_key, or access_token/ })
+  t.match(parse({ type: 'hello', token: 't' }), { ok: false, message: /device_id: required/ })
+  t.match(parse({ type: 'hello', api_key: 'k', access_token: 'a' }), { ok: false, message: /exactly one/ })
+  t.match(parse({ type: 'hello', device_id: 'd', token: 't', access_token: 'a' }), { ok: false, message: /exactly one/ })
+  t.match(parse({ type: 'hello', api_key: '' }), { ok: false, message: /api_key/ })
+  t.ok(parse({ type: 'auth_refresh', refresh_token: 'r' }).ok)
+  t.match(parse({ type: 'auth_refresh' }), { ok: false, message: /refresh_token/ })
+  t.match(parse({ type: 'auth_refresh', refresh_token: 'r', extra: 1 }), { ok: false, message: /extra/ })
+})
+
+test('session phases are the registry states seen from the client: every phase move is a registry move', async (t) => {
+  for (const [phase, next] of Object.entries(SESSION_TRANSITIONS)) {
+    for (const to of next) {
+      const moves = CONNECTION_STATES.some(a => SESSION_PHASES[a] === phase && CONNECTION_STATES.some(b => SESSION_PHASES[b] === to && canTransition(a, b)))
+      t.ok(moves, `${phase} → ${to}`)
+    }
+  }
+  t.equal(SESSION_PHASES.refreshing, 'running')
 })

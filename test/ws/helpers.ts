@@ -75,6 +75,12 @@ export class WsClient extends TestClient {
     return await this.expect('auth_result')
   }
 
+  /** A hello with any credentials (`{ api_key }`, `{ access_token }`, ...). */
+  async helloWith (credentials: Record<string, string>): Promise<Frame> {
+    this.send({ type: 'hello', ...credentials })
+    return await this.expect('auth_result')
+  }
+
   openStream (streamId: unknown, upstream?: string, target?: string): void {
     this.send({ type: 'stream_open', stream_id: streamId, upstream, target })
   }

@@ -25,11 +25,13 @@ test('after a client disconnects, no session, stream, upstream socket or timer o
     t.same(gw.app.sessions.stats(), { connections: 1, sessions: 1, streams: 5 })
     t.same(gw.app.upstreams.stats(), { echo: 1, blackhole: 1, tcp: 3 })
     t.equal(tcp.sockets.size, 3)
+    t.match(gw.app.connections.list().connections, [{ kind: 'session', route: '/ws', state: 'running', open_streams: 5 }], 'registered')
 
     if (leave === 'close') c.close()
     else c.socket.terminate()
     await waitFor(() => gw.app.sessions.stats().connections === 0, `the session to go (${leave})`)
     t.same(gw.app.sessions.stats(), { connections: 0, sessions: 0, streams: 0 }, leave)
+    t.equal(gw.app.connections.size, 0, `the registry is empty (${leave})`)
     // A destroyed socket reports 'close' a moment later.
     await waitFor(() => gw.app.upstreams.stats().tcp === 0, 'the upstream sockets to close')
     t.same(gw.app.upstreams.stats(), { echo: 0, blackhole: 0, tcp: 0 }, leave)
@@ -39,8 +41,10 @@ test('after a client disconnects, no session, stream, upstream socket or timer o
   // A connection that never said hello leaves its hello timer behind neither.
   const idle = await WsClient.connect(gw.wsUrl)
   await waitFor(() => gw.app.sessions.stats().connections === 1, 'the connection to register')
+  t.match(gw.app.connections.list().connections, [{ kind: 'session', state: 'initial', user_id: null }])
   idle.close()
   await waitFor(() => gw.app.sessions.stats().connections === 0, 'the connection to go')
+  t.equal(gw.app.connections.size, 0)
   await waitFor(() => timeouts() <= before, 'timers to be cleared')
   t.ok(timeouts() <= before, 'no timer left')
 
@@ -151,7 +155,8 @@ test('a paused session can be closed; nothing of it remains', async (t) => {
 })
 
 test('a paused session holds client frames up to its bound, then stops reading the client', async (t) => {
-  const gw = await startGateway(t, { max_frame_bytes: 4096 })
+  // The bound is pause_buffer_bytes (both directions together).
+  const gw = await startGateway(t, { max_frame_bytes: 4096, pause_buffer_bytes: 2 * 4096 })
   const c = await session(gw)
   c.openStream(1)
   await c.sync()

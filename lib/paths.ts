@@ -10,7 +10,10 @@ function hasTraversal (path: string): boolean {
  * times over, since an upstream may decode again), or an encoding that does not decode.
  */
 export function isUnsafePath (rawUrl: string): boolean {
-  let path = rawUrl.split('?', 1)[0]
+  const query = rawUrl.indexOf('?')
+  let path = query === -1 ? rawUrl : rawUrl.slice(0, query)
+  // Most paths hold none of the characters that matter.
+  if (!/[.%\\\0]/.test(path)) return false
   for (let round = 0; ; round++) {
     if (hasTraversal(path)) return true
     if (!path.includes('%')) return false

@@ -34,7 +34,9 @@ export async function connectUpstream (url: string, opts: UpstreamOptions): Prom
     handshakeTimeout: opts.timeoutMs,
     maxPayload: opts.maxPayload,
     perMessageDeflate: false,
-    followRedirects: false
+    followRedirects: false,
+    // The gateway relays text frames; the client side and the endpoints judge their UTF-8.
+    skipUTF8Validation: true
   })
   const held: Array<[RawData, boolean]> = []
   return await new Promise((resolve, reject) => {

@@ -6,57 +6,58 @@ import type { RouteConfig } from '../schemas/config.js'
 import { BadPathError, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
 import { isUnsafePath } from '../lib/paths.js'
 import { connectUpstream, link, UpstreamConnectError, type PendingUpstream } from '../lib/ws-proxy.js'
+import { HttpForwarder } from '../lib/http-forward.js'
 import { identityHeaders } from '../lib/auth/principal.js'
 import { IDENTITY_HEADERS } from './route-auth.js'
 
-/** Request headers that describe this hop only and never go upstream (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+/** Request headers that describe this hop only and never go upstream (RFC 9110 §7.6.1), and client-sent identity. */
+const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', ...IDENTITY_HEADERS])
+/** undici sets Host from the upstream origin (like nginx's default; the client's goes in x-forwarded-host) and refuses `expect`. */
+const HTTP_SKIP = new Set(['host', 'expect'])
 /** Headers the WebSocket client library sets itself for the upstream handshake. */
-const WS_HANDSHAKE = ['host', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept', 'content-length']
+const WS_SKIP = new Set(['host', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept', 'content-length'])
 const kPendingUpstream = Symbol('pendingUpstream')
 
 type Headers = Record<string, string | string[] | undefined>
 
-/** What the gateway adds for the upstream: forwarded-for chain, proto, host, request id. */
-function forwardedHeaders (request: FastifyRequest, headers: Headers): Headers {
-  // Names listed in Connection are hop-by-hop too.
-  const connection = request.headers.connection
-  if (typeof connection === 'string') {
-    for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
+/** Names a client lists in Connection are hop-by-hop too; the usual values name no header. */
+function connectionListed (connection: string | undefined): Set<string> | undefined {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined
+  return new Set(connection.split(',').map(name => name.trim().toLowerCase()))
+}
+
+/**
+ * The upstream request headers, built in one pass over the client's: hop-by-hop,
+ * client-sent identity and `skip` names dropped; then the gateway's identity headers
+ * (in place of the credential used), forwarded-for chain, proto, host and request id.
+ */
+function forwardedHeaders (request: FastifyRequest, skip: Set<string>): Headers {
+  const src = request.headers
+  const listed = connectionListed(src.connection)
+  const principal = request.principal
+  const out: Headers = {}
+  for (const name in src) {
+    if (DROP.has(name) || skip.has(name) || listed?.has(name) === true) continue
+    if (principal !== null && (name === 'authorization' || name === 'x-api-key')) continue
+    out[name] = src[name]
   }
-  for (const name of HOP_BY_HOP) delete headers[name]
-  for (const name of IDENTITY_HEADERS) delete headers[name]
-  // An authenticated request goes up with the gateway's identity headers instead of the credential it used.
-  if (request.principal !== null) {
-    delete headers.authorization
-    delete headers['x-api-key']
-    Object.assign(headers, identityHeaders(request.principal))
-  }
-  const prior = request.headers['x-forwarded-for']
+  if (principal !== null) Object.assign(out, identityHeaders(principal))
+  const prior = src['x-forwarded-for']
   const ip = request.ip
-  headers['x-forwarded-for'] = typeof prior === 'string' && prior !== '' ? `${prior}, ${ip}` : ip
-  headers['x-forwarded-proto'] = request.protocol
-  if (request.headers.host !== undefined) headers['x-forwarded-host'] = request.headers.host
-  headers['x-request-id'] = request.id
-  return headers
+  out['x-forwarded-for'] = typeof prior === 'string' && prior !== '' ? `${prior}, ${ip}` : ip
+  out['x-forwarded-proto'] = request.protocol
+  if (src.host !== undefined) out['x-forwarded-host'] = src.host
+  out['x-request-id'] = request.id
+  return out
 }
 
-function responseHeaders (headers: Headers): Headers {
-  for (const name of HOP_BY_HOP) delete headers[name]
-  return headers
+function upstreamRequestHeaders (request: FastifyRequest): Headers {
+  return forwardedHeaders(request, HTTP_SKIP)
 }
 
-function upstreamError (route: RouteConfig, error: Error & { code?: string }): Error {
-  const code = error.code ?? ''
-  const cause = (error.cause as { code?: string } | undefined)?.code ?? ''
-  if (code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT' || cause === 'UND_ERR_HEADERS_TIMEOUT' || cause === 'UND_ERR_BODY_TIMEOUT') {
-    return new UpstreamTimeoutError(route.timeoutMs)
-  }
-  return new UpstreamUnavailableError(cause !== '' ? cause : (code !== '' ? code : error.message))
-}
-
-async function refuseUnsafePath (request: FastifyRequest): Promise<void> {
-  if (isUnsafePath(request.url)) throw new BadPathError('dot segments, backslashes and encoded separators are refused')
+function refuseUnsafePath (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  if (isUnsafePath(request.url)) done(new BadPathError('dot segments, backslashes and encoded separators are refused'))
+  else done()
 }
 
 /** The upstream WebSocket URL for a request under the route's prefix. */
@@ -70,8 +71,7 @@ function wsTarget (route: RouteConfig, url: string): string {
 
 function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rateLimit: object | undefined): void {
   const openUpstream = async (request: FastifyRequest): Promise<void> => {
-    const headers = forwardedHeaders(request, { ...request.headers })
-    for (const name of WS_HANDSHAKE) delete headers[name]
+    const headers = forwardedHeaders(request, WS_SKIP)
     const protocolHeader = request.headers['sec-websocket-protocol']
     const protocols = typeof protocolHeader === 'string' ? protocolHeader.split(',').map(p => p.trim()).filter(p => p !== '') : []
     let pending: PendingUpstream
@@ -110,7 +110,8 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
     connection.transition('running')
   }
 
-  for (const url of route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/*`]) {
+  // `prefix/` explicitly: http-proxy's static `prefix/` route would otherwise win over `prefix/*`.
+  for (const url of route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/`, `${route.prefix}/*`]) {
     scope.route({
       method: 'GET',
       url,
@@ -130,26 +131,25 @@ async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Pro
     if (route.auth === 'required') scope.addHook('preHandler', fastify.requireAuth)
     const rateLimit = fastify.rateLimitFor(route.prefix, route.rateLimit)
 
+    const forwarder = new HttpForwarder({
+      origin: route.upstream,
+      timeoutMs: route.timeoutMs,
+      prefix: route.prefix === '/' ? '' : route.prefix,
+      rewritePrefix: route.rewritePrefix === '/' ? '' : route.rewritePrefix,
+      requestHeaders: upstreamRequestHeaders
+    })
+    scope.addHook('onClose', async () => { await forwarder.close() })
+
     await scope.register(httpProxy, {
       upstream: route.upstream,
       prefix: route.prefix === '/' ? '' : route.prefix,
       rewritePrefix: route.rewritePrefix,
       websocket: false,
       config: rateLimit !== undefined ? { rateLimit } : {},
-      undici: {
-        connections: 128,
-        pipelining: 1,
-        keepAliveTimeout: 60_000,
-        headersTimeout: route.timeoutMs,
-        bodyTimeout: route.timeoutMs
-      },
-      replyOptions: {
-        rewriteRequestHeaders: (request, headers) => forwardedHeaders(request as FastifyRequest, headers as Headers) as never,
-        rewriteHeaders: (headers) => responseHeaders(headers as Headers) as never,
-        onError: (reply, { error }) => {
-          (reply as FastifyReply).send(upstreamError(route, error))
-        }
-      }
+      // http-proxy routes, rewrites and checks the path; the forwarder moves the bytes.
+      handler: (request, reply, dest) => { forwarder.forward(request as FastifyRequest, reply as FastifyReply, dest) },
+      // reply-from is still registered by http-proxy but never called: keep its pool small.
+      undici: { connections: 1 }
     })
     if (route.websocket) registerWebSocketRoute(scope, route, rateLimit)
   })

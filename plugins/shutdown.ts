@@ -1,18 +1,18 @@
 import fp from 'fastify-plugin'
 
+/** How often idle keep-alive sockets are closed while shutting down. */
+const SWEEP_MS = 50
+
 /**
- * Once shutdown starts, responses still in flight carry `Connection: close`, so their
- * keep-alive sockets end with them and the server can finish closing; otherwise a
- * client's idle keep-alive socket would hold `close()` open until the grace delay.
+ * Once shutdown starts, keep-alive sockets are closed as soon as their in-flight
+ * response is done; otherwise a client's idle keep-alive socket would hold `close()`
+ * open until the grace delay. A sweep during shutdown costs nothing per request.
  */
 export default fp(async (fastify) => {
-  let closing = false
-  fastify.addHook('preClose', async () => { closing = true })
-  fastify.addHook('onSend', async (_request, reply, payload) => {
-    if (closing) reply.header('connection', 'close')
-    return payload
+  let sweep: NodeJS.Timeout | undefined
+  fastify.addHook('preClose', async () => {
+    sweep = setInterval(() => { fastify.server.closeIdleConnections() }, SWEEP_MS)
+    sweep.unref()
   })
-  fastify.addHook('onResponse', async () => {
-    if (closing) fastify.server.closeIdleConnections()
-  })
+  fastify.addHook('onClose', async () => { clearInterval(sweep) })
 }, { name: 'shutdown' })

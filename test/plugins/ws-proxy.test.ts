@@ -53,6 +53,13 @@ test('plain HTTP and WebSocket share a prefix', async (t) => {
   t.equal(await client.next(), 'a')
   t.equal(wsUp.requests[0].url, '/')
   client.close()
+  // With a trailing slash too.
+  const slash = new TestClient(`${gw.wsUrl}/both/`)
+  await slash.open()
+  slash.send('b')
+  t.equal(await slash.next(), 'b')
+  t.equal(wsUp.requests[1].url, '/')
+  slash.close()
   // An upgrade to a route without websocket: true is not proxied as WebSocket.
   t.not(await upgradeStatus(`${gw.wsUrl}/plain/x`).catch(() => 0), 101)
 })

@@ -125,3 +125,16 @@ test('jwt_refresh_grace: 30s by default, a duration above zero, from YAML or the
   t.match(configError(() => loadConfig({ env: { GATEWAY_JWT_REFRESH_GRACE: '0' } })), /jwt_refresh_grace \(GATEWAY_JWT_REFRESH_GRACE\): expected a duration above zero/)
   t.match(configError(() => loadConfig({ env: { GATEWAY_JWT_REFRESH_GRACE: 'soon' } })), /jwt_refresh_grace \(GATEWAY_JWT_REFRESH_GRACE\)/)
 })
+
+test('the shipped example config loads, and its commented routes are valid when enabled', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const example = join(process.cwd(), 'config', 'example-config.yaml')
+  const c = loadConfig({ env: { GATEWAY_CONFIG: example } })
+  t.equal(c.devices[0].device_id, 'demo-device')
+  // Uncomment the routes block and it must still load.
+  const text = readFileSync(example, 'utf8')
+  const block = text.slice(text.indexOf('# routes:'), text.indexOf('\n\n', text.indexOf('# routes:')))
+  const enabled = text.replace(block, block.split('\n').map(line => line.replace(/^# /, '')).join('\n'))
+  const withRoutes = loadConfig({ env: { GATEWAY_CONFIG: yamlFile(enabled) } })
+  t.same(withRoutes.routes.map(r => [r.prefix, r.rewritePrefix, r.auth]), [['/api', '/', 'none'], ['/billing', '/v2', 'required']])
+})

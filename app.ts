@@ -3,7 +3,10 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply, FastifyServerOptions } from 'fastify'
+import http from 'node:http'
 import autoload from '@fastify/autoload'
+import { STATUS_CODES } from './lib/errors.js'
+import { REDACT_PATHS, serializeRequest } from './lib/logger.js'
 import type { GatewayConfig } from './schemas/config.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -25,7 +28,18 @@ export const options: FastifyServerOptions = {
   genReqId,
   requestIdHeader: false,
   trustProxy: false,
-  return503OnClosing: true,
+  // During shutdown, requests on open keep-alive connections are still served (those sockets
+  // are closed as soon as they are idle), rather than answered with a 503 in Fastify's format.
+  return503OnClosing: false,
+  // fastify-cli (`-o`) sets the level; these keep credentials out of its logs too.
+  logger: { redact: { paths: REDACT_PATHS, censor: '[REDACTED]' }, serializers: { req: serializeRequest } },
+  // Requests the HTTP parser refuses (oversized headers, garbage) get the JSON error body too.
+  clientErrorHandler (err: Error & { code?: string }, socket) {
+    if (!socket.writable) return socket.destroy()
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400)
+    const body = JSON.stringify({ error: { code: STATUS_CODES[status], message: http.STATUS_CODES[status] ?? 'Bad Request' } })
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  },
   routerOptions: { ignoreTrailingSlash: false },
   // Malformed URLs and bodies get the gateway's JSON error body too.
   frameworkErrors (error, _request, reply) {

@@ -11,7 +11,7 @@ import { parseDuration } from './duration.js'
 const KEY_TO_ENV = new Map(Object.entries(CONFIG_ENV).map(([env, key]) => [key, env]))
 const RESERVED_PREFIXES = ['/ws', '/health', '/admin', '/auth', '/docs']
 /** Keys whose values are never echoed in an error message. */
-const SECRET_KEYS = new Set(['admin_token', 'jwt_secret', 'external_jwt'])
+const SECRET_KEYS = new Set(['admin_token', 'jwt_secret', 'external_jwt', 'devices', 'api_keys'])
 
 /** A configuration problem, reported as one line naming the key. */
 export class ConfigError extends Error {
@@ -93,6 +93,12 @@ function describeKey (path: string): string {
   return env !== undefined ? `${name} (${env})` : name
 }
 
+function checkMetricsPath (path: string): void {
+  if (RESERVED_PREFIXES.some(p => path === p || path.startsWith(p + '/')) || path === '/') {
+    throw new ConfigError(describeKey('/metrics_path'), `${JSON.stringify(path)} overlaps a path the gateway serves itself`)
+  }
+}
+
 function resolveConfig (raw: Record<string, unknown>): GatewayConfig {
   const first = Value.Errors(ConfigSchema, raw).First()
   if (first !== undefined) {
@@ -105,6 +111,7 @@ function resolveConfig (raw: Record<string, unknown>): GatewayConfig {
     throw new ConfigError(describeKey(first.path), `${expected}, got ${got}`)
   }
   const c = raw as RawConfig
+  checkMetricsPath(c.metrics_path)
   return {
     listen: parseListen(c.listen_addr),
     tls: resolveTls(c),
@@ -173,15 +180,24 @@ function resolveRoutes (c: RawConfig): GatewayConfig['routes'] {
     const key = `routes[${i}].prefix`
     if (prefix.split('/').some(seg => seg === '.' || seg === '..')) throw new ConfigError(key, `must not contain . or .. segments, got ${JSON.stringify(r.prefix)}`)
     if (seen.has(prefix)) throw new ConfigError(key, `duplicate prefix ${JSON.stringify(prefix)}`)
-    const reserved = RESERVED_PREFIXES.find(p => prefix === p || prefix.startsWith(p + '/'))
+    // `/` would take every path the gateway does not serve itself, /admin and /auth included when they are off.
+    const reserved = prefix === '/' ? '/' : RESERVED_PREFIXES.find(p => prefix === p || prefix.startsWith(p + '/'))
     if (reserved !== undefined || prefix === c.metrics_path) throw new ConfigError(key, `${JSON.stringify(prefix)} overlaps a path the gateway serves itself`)
     seen.add(prefix)
+    let upstream: URL
+    try {
+      upstream = new URL(r.upstream)
+    } catch {
+      throw new ConfigError(`routes[${i}].upstream`, `an http:// or https:// URL, got ${JSON.stringify(r.upstream)}`)
+    }
+    if (upstream.search !== '' || upstream.hash !== '' || upstream.username !== '') throw new ConfigError(`routes[${i}].upstream`, `no query, fragment or credentials, got ${JSON.stringify(r.upstream)}`)
     const timeoutMs = parseDuration(r.timeout ?? '30s')
     if (timeoutMs <= 0) throw new ConfigError(`routes[${i}].timeout`, 'expected a duration above zero')
     return {
       prefix,
-      upstream: r.upstream.replace(/\/+$/, ''),
-      rewritePrefix: r.rewritePrefix ?? '/',
+      upstream: upstream.origin,
+      // Like @fastify/http-proxy: a path on the upstream URL is the default rewritePrefix.
+      rewritePrefix: r.rewritePrefix ?? (upstream.pathname === '' ? '/' : upstream.pathname.replace(/(.)\/+$/, '$1')),
       websocket: r.websocket ?? false,
       timeoutMs,
       rateLimit: r.rate_limit === false ? false : (r.rate_limit !== undefined ? resolveRateLimit(r.rate_limit) : undefined),

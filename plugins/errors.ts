@@ -1,10 +1,17 @@
 import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
+import * as errors from '../lib/errors.js'
 import { NotFoundError, STATUS_CODES } from '../lib/errors.js'
 
+/** The codes of the gateway's own error classes (lib/errors.ts): only these reach clients as they are. */
+const OWN_CODES = new Set((Object.values(errors) as unknown[])
+  .filter((value): value is new () => { code?: unknown } => typeof value === 'function')
+  .map(ErrorClass => new ErrorClass().code)
+  .filter((code): code is string => typeof code === 'string'))
+
 function errorCode (err: FastifyError, status: number): string {
-  // Fastify's own codes (FST_ERR_*) are internal names; clients get the gateway's code for the status.
-  if (typeof err.code === 'string' && /^[A-Z][A-Z_]*$/.test(err.code) && !err.code.startsWith('FST_')) return err.code
+  // Anything else (FST_ERR_*, ENOENT, UND_ERR_*) is an internal name; clients get the code for the status.
+  if (typeof err.code === 'string' && OWN_CODES.has(err.code)) return err.code
   return STATUS_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST')
 }
 

@@ -3,7 +3,7 @@ import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { RouteConfig } from '../schemas/config.js'
-import { BadPathError, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
+import { BadPathError, BadRequestError, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
 import { isUnsafePath } from '../lib/paths.js'
 import { connectUpstream, link, UpstreamConnectError, type PendingUpstream } from '../lib/ws-proxy.js'
 import { HttpForwarder } from '../lib/http-forward.js'
@@ -17,6 +17,9 @@ const HTTP_SKIP = new Set(['host', 'expect'])
 /** Headers the WebSocket client library sets itself for the upstream handshake. */
 const WS_SKIP = new Set(['host', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept', 'content-length'])
 const kPendingUpstream = Symbol('pendingUpstream')
+
+/** An upstream opened for an upgrade that is not linked yet, and what drops it if the client goes. */
+interface Unlinked { pending: PendingUpstream, drop: () => void }
 
 type Headers = Record<string, string | string[] | undefined>
 
@@ -71,6 +74,7 @@ function wsTarget (route: RouteConfig, url: string): string {
 
 function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rateLimit: object | undefined): void {
   const openUpstream = async (request: FastifyRequest): Promise<void> => {
+    if (!request.ws) throw new BadRequestError('not a WebSocket upgrade')
     const headers = forwardedHeaders(request, WS_SKIP)
     const protocolHeader = request.headers['sec-websocket-protocol']
     const protocols = typeof protocolHeader === 'string' ? protocolHeader.split(',').map(p => p.trim()).filter(p => p !== '') : []
@@ -87,16 +91,14 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
       throw timedOut ? new UpstreamTimeoutError(route.timeoutMs) : new UpstreamUnavailableError((err as Error).message)
     }
     // If the client's upgrade fails or it leaves before the link is made, the upstream goes too.
-    const raw = request.raw.socket
-    const drop = (): void => { if (!linked.has(pending)) pending.socket.terminate() }
-    raw.once('close', drop)
-    ;(request as unknown as Record<symbol, unknown>)[kPendingUpstream] = pending
+    const drop = (): void => { pending.socket.terminate() }
+    request.raw.socket.once('close', drop)
+    ;(request as unknown as Record<symbol, Unlinked>)[kPendingUpstream] = { pending, drop }
   }
-  const linked = new WeakSet<PendingUpstream>()
 
   const handler = (client: WebSocket, request: FastifyRequest): void => {
-    const pending = (request as unknown as Record<symbol, PendingUpstream>)[kPendingUpstream]
-    linked.add(pending)
+    const { pending, drop } = (request as unknown as Record<symbol, Unlinked>)[kPendingUpstream]
+    request.raw.socket.removeListener('close', drop)
     const connection = scope.connections.open({ kind: 'ws_proxy', route: route.prefix, remoteAddress: request.ip, principal: request.principal ?? undefined })
     const controls = link(client, pending, {
       log: request.log,

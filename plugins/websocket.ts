@@ -7,9 +7,12 @@ import { CloseCode } from '../lib/errors.js'
 const kAlive = Symbol('alive')
 type TrackedSocket = WebSocket & { [kAlive]?: boolean }
 
+/** A real WebSocket upgrade: GET with `Upgrade: websocket` and `Connection: upgrade` (RFC 6455 §4.1). */
 function isWebSocketUpgrade (req: IncomingMessage): boolean {
-  const upgrade = req.headers.upgrade
-  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket'
+  const { upgrade, connection } = req.headers
+  return req.method === 'GET' &&
+    typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket' &&
+    typeof connection === 'string' && /(^|,)\s*upgrade\s*(,|$)/i.test(connection)
 }
 
 /**

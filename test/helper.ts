@@ -10,11 +10,12 @@ import { loadConfig } from '../lib/config.js'
 type Test = { teardown: (fn: () => unknown) => void }
 
 /** Builds the real gateway from config overrides (YAML key names), listening on loopback. */
-export async function buildGateway (t: Test, overrides: Record<string, unknown> = {}): Promise<{ app: FastifyInstance, url: string, wsUrl: string }> {
+export async function buildGateway (t: Test, overrides: Record<string, unknown> = {}, setup?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance, url: string, wsUrl: string }> {
   const config = loadConfig({ env: {}, overrides: { listen_addr: '127.0.0.1:0', log_level: 'silent', ...overrides } })
   const fastify = Fastify({ ...options, logger: false })
   // fp() so the app's decorators are visible on the instance the test holds.
   await fastify.register(fp(app), { config })
+  setup?.(fastify)
   await fastify.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => await fastify.close())
   const port = (fastify.server.address() as AddressInfo).port
@@ -69,6 +70,11 @@ export class TestClient {
     this.closed = new Promise(resolve => {
       this.socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }))
     })
+  }
+
+  /** Messages received and not yet taken with next(). */
+  get queued (): number {
+    return this.messages.length
   }
 
   async open (): Promise<void> {

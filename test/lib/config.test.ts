@@ -138,3 +138,13 @@ test('the shipped example config loads, and its commented routes are valid when 
   const withRoutes = loadConfig({ env: { GATEWAY_CONFIG: yamlFile(enabled) } })
   t.same(withRoutes.routes.map(r => [r.prefix, r.rewritePrefix, r.auth]), [['/api', '/', 'none'], ['/billing', '/v2', 'required']])
 })
+
+test('a catch-all prefix, a metrics path over the gateway\'s own paths, and secrets in errors', async (t) => {
+  t.match(configError(() => loadConfig({ env: {}, overrides: { routes: [{ prefix: '/', upstream: 'http://h' }] } })), /routes\[0\]\.prefix: "\/" overlaps/)
+  t.match(configError(() => loadConfig({ env: { GATEWAY_METRICS_PATH: '/health' } })), /^invalid configuration: metrics_path \(GATEWAY_METRICS_PATH\): "\/health" overlaps/)
+  t.match(configError(() => loadConfig({ env: { GATEWAY_METRICS_PATH: '/admin/metrics' } })), /metrics_path.*overlaps/)
+  const secret = configError(() => loadConfig({ env: {}, overrides: { devices: [{ device_id: 'd', token: 123456, user_id: 'u' }] } }))
+  t.match(secret, /devices\[0\]\.token/)
+  t.notMatch(secret, /123456/, 'the token is not printed')
+  t.match(configError(() => loadConfig({ env: {}, overrides: { routes: [{ prefix: '/a', upstream: 'http://u:p@h' }] } })), /routes\[0\]\.upstream: no query, fragment or credentials/)
+})

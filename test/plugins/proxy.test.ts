@@ -190,3 +190,20 @@ async function rawRequest (base: string, text: string): Promise<string> {
   await once(socket, 'close')
   return out
 }
+
+test('internal error details never reach the client; parser errors are JSON too', async (t) => {
+  const gw = await buildGateway(t, {}, (app) => {
+    app.get('/boom', async () => {
+      throw Object.assign(new Error("ENOENT: no such file or directory, open '/etc/gateway/secret.key'"), { code: 'ENOENT' })
+    })
+  })
+  const res = await request(`${gw.url}/boom`)
+  t.equal(res.statusCode, 500)
+  t.same(await res.body.json(), { error: { code: 'INTERNAL_ERROR', message: 'Internal Server Error' } })
+  const big = await rawRequest(gw.url, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
+  t.match(big, /^HTTP\/1\.1 431/)
+  t.match(big, /"code":"HEADERS_TOO_LARGE"/)
+  const garbage = await rawRequest(gw.url, 'NOT HTTP AT ALL\r\n\r\n')
+  t.match(garbage, /^HTTP\/1\.1 400/)
+  t.match(garbage, /"code":"BAD_REQUEST"/)
+})

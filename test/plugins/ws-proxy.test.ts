@@ -36,32 +36,41 @@ test('WebSocket echo through a route, text and binary, with path and query rewri
 })
 
 test('plain HTTP and WebSocket share a prefix', async (t) => {
-  const http = await startHttpUpstream(t, (req, res) => { res.end(`http ${req.url ?? ''}`) })
-  const wsUp = await startWsUpstream(t)
-  // One port upstream for both: the ws server echoes; HTTP goes to the http server on another route.
+  const up = await startHttpUpstream(t, (req, res) => { res.end(`http ${req.url ?? ''}`) })
+  const { WebSocketServer } = await import('ws')
+  const wss = new WebSocketServer({ server: up.server })
+  const wsPaths: string[] = []
+  wss.on('connection', (socket, req) => {
+    wsPaths.push(req.url ?? '')
+    socket.on('message', (d, isBinary) => socket.send(d, { binary: isBinary }))
+  })
+  const plain = await startHttpUpstream(t, (req, res) => { res.end(`plain ${req.url ?? ''}`) })
   const gw = await buildGateway(t, {
     routes: [
-      { prefix: '/both', upstream: wsUp.url, websocket: true, auth: 'none' },
-      { prefix: '/plain', upstream: http.url, auth: 'none' }
+      { prefix: '/both', upstream: up.url, websocket: true, auth: 'none' },
+      { prefix: '/plain', upstream: plain.url, auth: 'none' }
     ]
   })
-  const res = await request(`${gw.url}/plain/x`)
-  t.equal(await res.body.text(), 'http /x')
+  t.equal(await (await request(`${gw.url}/both/x`)).body.text(), 'http /x')
   const client = new TestClient(`${gw.wsUrl}/both`)
   await client.open()
   client.send('a')
   t.equal(await client.next(), 'a')
-  t.equal(wsUp.requests[0].url, '/')
   client.close()
   // With a trailing slash too.
   const slash = new TestClient(`${gw.wsUrl}/both/`)
   await slash.open()
   slash.send('b')
   t.equal(await slash.next(), 'b')
-  t.equal(wsUp.requests[1].url, '/')
   slash.close()
-  // An upgrade to a route without websocket: true is not proxied as WebSocket.
-  t.not(await upgradeStatus(`${gw.wsUrl}/plain/x`).catch(() => 0), 101)
+  t.same(wsPaths, ['/', '/'])
+
+  // An upgrade on a route without websocket: true is closed at once and reaches no upstream.
+  const refused = new TestClient(`${gw.wsUrl}/plain/x`)
+  const closed = await refused.closed
+  t.ok(closed.code >= 1000, `closed (${closed.code})`)
+  t.equal(refused.queued, 0)
+  t.equal(await (await request(`${gw.url}/plain/x`)).body.text(), 'plain /x')
 })
 
 test('messages the upstream sends on connect are not lost', async (t) => {
@@ -179,4 +188,41 @@ test('proxied WebSocket routes and the /ws endpoint work on one port at the same
   t.equal((await proxied.closed).code, 1001)
   t.equal((await session.closed).code, 1001)
   await closing
+})
+
+test('a plain request that only carries Upgrade: websocket is proxied as HTTP and opens no upstream socket', async (t) => {
+  let wsConnections = 0
+  const up = await startHttpUpstream(t, (req, res) => { res.end(`http ${req.url ?? ''}`) })
+  const { WebSocketServer } = await import('ws')
+  const wss = new WebSocketServer({ server: up.server })
+  wss.on('connection', () => { wsConnections++ })
+  const gw = await buildGateway(t, { routes: [{ prefix: '/live', upstream: up.url, websocket: true, auth: 'none' }] })
+  const { connect } = await import('node:net')
+  for (let i = 0; i < 20; i++) {
+    // Raw: HTTP clients refuse to send an Upgrade header themselves.
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+    socket.write('GET /live/x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n')
+    let out = ''
+    socket.on('data', (d: Buffer) => { out += d.toString() })
+    await once(socket, 'close')
+    t.match(out, /^HTTP\/1\.1 200[\s\S]*http \/x$/)
+  }
+  t.equal(wsConnections, 0, 'no upstream WebSocket was opened')
+  t.equal(gw.app.connections.list().connections.length, 0)
+})
+
+test('an upstream URL with a path: the path is the default rewritePrefix, for HTTP and WebSocket', async (t) => {
+  const up = await startWsUpstream(t)
+  const http = await startHttpUpstream(t, (req, res) => { res.end(req.url) })
+  const gw = await buildGateway(t, {
+    routes: [
+      { prefix: '/h', upstream: `${http.url}/v2`, auth: 'none' },
+      { prefix: '/w', upstream: `${up.url}/socket/`, websocket: true, auth: 'none' }
+    ]
+  })
+  t.equal(await (await request(`${gw.url}/h/users?id=1`)).body.text(), '/v2/users?id=1')
+  const client = new TestClient(`${gw.wsUrl}/w/room`)
+  await client.open()
+  t.equal(up.requests[0].url, '/socket/room')
+  client.close()
 })

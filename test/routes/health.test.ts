@@ -53,3 +53,16 @@ test('/metrics at a custom path, and absent when disabled', async (t) => {
   t.equal(res.statusCode, 404)
   t.equal((await res.body.json() as { error: { code: string } }).error.code, 'NOT_FOUND')
 })
+
+test('a burst of /health requests shares one round of checks', async (t) => {
+  let calls = 0
+  const gw = await buildGateway(t, {}, (app) => {
+    app.health.add('counted', async () => { calls++; return true })
+  })
+  const all = await Promise.all(Array.from({ length: 50 }, async () => await request(`${gw.url}/health`)))
+  for (const res of all) {
+    t.equal(res.statusCode, 200)
+    await res.body.text()
+  }
+  t.equal(calls, 1, 'the dependency was asked once')
+})

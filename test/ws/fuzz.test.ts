@@ -93,7 +93,8 @@ async function blast (c: WsClient, next: () => string | Buffer, n: number): Prom
 }
 
 test('thousands of random and malformed frames: errors, never a crash, and the session still works', async (t) => {
-  const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000)
+  // A fixed seed in CI keeps a failure reproducible; FUZZ_SEED=random explores new inputs.
+  const seed = process.env.FUZZ_SEED === 'random' ? Date.now() % 1_000_000 : Number(process.env.FUZZ_SEED ?? 424242)
   t.comment(`FUZZ_SEED=${seed}`)
   const gw = await startGateway(t, { max_streams: 16 })
   const c = await WsClient.connect(gw.wsUrl)

@@ -107,7 +107,12 @@ test('/health lists the backend up, then down', async (t) => {
   t.match(await up.json(), { status: 'healthy', services: { backend: 'up' } })
 
   await stub.close()
-  const down = await fetch(`${gw.url}/health`)
+  // /health shares one round of checks for a second, so the change shows up within it.
+  let down = await fetch(`${gw.url}/health`)
+  while (down.status !== 503) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    down = await fetch(`${gw.url}/health`)
+  }
   t.equal(down.status, 503)
   t.match(await down.json(), { status: 'unhealthy', services: { backend: 'down' } })
 })

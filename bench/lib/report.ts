@@ -1,0 +1,206 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { ProfileSummary } from './profile.js'
+import { evaluateTargets, type TargetResult } from './targets.js'
+import type { Results, Row, ScenarioName, ScenarioResult } from './types.js'
+
+/** What the last --profile run of a scenario found, as saved by the runner. */
+export interface SavedProfile extends ProfileSummary {
+  scenario: ScenarioName
+  ranAt: string
+  commit: string
+}
+
+function fmt (n: number | undefined, digits = 0): string {
+  if (n === undefined || !Number.isFinite(n)) return '–'
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+function mib (bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`
+}
+
+function result (t: TargetResult): string {
+  if (t.pass === null) return 'not measured'
+  return t.pass ? '**PASS**' : '**FAIL**'
+}
+
+/** A markdown table; the first `left` columns are text (left-aligned), the rest numbers. */
+function table (head: string[], rows: string[][], left = 2): string {
+  const align = head.map((_, i) => i < left ? '---' : '---:').join('|')
+  return [`| ${head.join(' | ')} |`, `|${align}|`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+function throughputTable (s: ScenarioResult, reference: string, perLabel: string): string {
+  const cases = [...new Set(s.rows.map(r => r.case))]
+  const out: string[][] = []
+  for (const kase of cases) {
+    const rows = s.rows.filter(r => r.case === kase)
+    const gw = rows.find(r => r.target === reference)
+    for (const r of rows) {
+      out.push([
+        kase,
+        r.label,
+        fmt(r.value),
+        gw !== undefined ? `${(gw.value / r.value).toFixed(2)}×` : '–',
+        fmt(r.p50Ms, 2),
+        fmt(r.p99Ms, 2),
+        fmt(r.proxyCpuPct),
+        fmt(r.cpuUsPerOp, 1),
+        r.errors > 0 ? `**${r.errors}**` : '0'
+      ])
+    }
+  }
+  const unit = s.rows[0]?.unit ?? ''
+  return table(['Case', 'Target', unit, 'gateway ÷ this', 'p50 ms', 'p99 ms', 'CPU % (proxy)', `CPU µs/${perLabel}`, 'errors'], out)
+}
+
+function streamsTable (s: ScenarioResult): string {
+  const out = s.rows.map((r: Row) => [r.case, r.label, `${(r.value / 1048576).toFixed(1)}`, fmt(r.proxyCpuPct), fmt(r.cpuUsPerOp, 2), r.errors > 0 ? `**${r.errors}**` : '0'])
+  return table(['Case', 'Target', 'MiB/s', 'CPU % (gateway / echo server)', 'CPU µs/KiB', 'errors'], out)
+}
+
+function idleTable (s: ScenarioResult): string {
+  const i = s.idle
+  if (i === undefined) return '_not measured_'
+  const rows = [
+    ['Sessions authenticated', `${fmt(i.authenticated)} of ${fmt(i.requested)} asked for (${fmt(i.upgraded)} upgraded, ${fmt(i.failed)} failed)`],
+    ['Gateway RSS per authenticated session', `${(i.rssPerSession / 1024).toFixed(2)} KiB`],
+    ['Gateway heap per authenticated session', `${(i.heapPerSession / 1024).toFixed(2)} KiB`],
+    ['Gateway RSS per connection before its hello', `${(i.rssPerConnectionBeforeHello / 1024).toFixed(2)} KiB`],
+    ['Gateway RSS: baseline → upgraded → authenticated', `${mib(i.baseline.vmRss)} → ${mib(i.connected.vmRss)} → ${mib(i.authed.vmRss)}`],
+    ['Gateway heap used: baseline → authenticated', `${mib(i.baseline.heapUsed)} → ${mib(i.authed.heapUsed)}`],
+    ['WebSocket upgrades per second (TCP connect + upgrade, 256 at a time)', `${fmt(i.upgradesPerSec)} (gateway CPU ${fmt(i.cpuUsPerUpgrade)} µs per upgrade)`],
+    ['Hello handshakes per second (hello → auth_result, embedded device list, 1000 at a time)', `${fmt(i.hellosPerSec)} (gateway CPU ${fmt(i.cpuUsPerHello)} µs per hello)`],
+    ['Layout', `${i.loadProcesses} load process(es), ${i.sourceAddresses} source address(es) 127.0.0.2+; gateway open-files limit ${fmt(i.gatewayOpenFiles)}`]
+  ]
+  return table(['What', 'Measured'], rows)
+}
+
+/** Hot spots found with `--profile` (see the profile tables below), per kind of target. */
+const ANALYSIS: Record<string, string> = {
+  'http-nginx': 'Profile: per request the gateway pays Node\'s HTTP parser and header writer, Fastify routing and hooks, and @fastify/reply-from → undici with a Readable stream for each body; native socket writes (`writev`, `writeLatin1String`) take about a fifth of its CPU, Node streams/events/microtasks about a third, undici about an eighth. nginx does the same work in C; hook trimming alone cannot close that gap, a leaner proxy path (one undici `dispatch` handler writing straight to the response) is needed.',
+  'http-bare': 'Profile: the gateway is the bare proxy plus its hooks: `forwardedHeaders` (2 to 3.5% of CPU, mostly `delete` on the copied header object), fastify-metrics + the prom-client histogram (about 5%), the rate limit (about 3%), the path check and the request id (about 1.5%), each async hook with its promise and microtask, and more header bytes to write. Without them it would only match @fastify/http-proxy: to be 1.3× faster it must replace the reply-from/stream pipeline, not only add less to it.',
+  'http-auth': 'Profile: a gateway token is decoded twice per request (`peekJwt` to choose the verifier, then fast-jwt decodes it again and checks the HMAC); caching verified tokens until their `exp` would make repeat requests nearly free.',
+  'ws-nginx': 'Profile: every message is parsed, unmasked and framed again (and masked and copied towards the upstream) by `ws` on each leg: native socket writes are about 45% of the gateway\'s CPU (one write per message per leg), Node stream machinery about 25%, `ws` about 10%, GC about 6%. nginx relays the bytes without parsing frames.',
+  'ws-bare': 'Both relay messages with `ws`; the gateway adds its per-message accounting (size, traffic counters, backpressure checks) in lib/ws-proxy.ts.',
+  streams: 'Profile: `parseClientFrame` runs TypeBox `check.Errors(frame).First()` on every frame: the interpreted error walker, which builds `new RegExp(pattern)` on each call and runs `^[A-Za-z0-9+/]*={0,2}$` over the whole base64 string (about 25% of the gateway\'s CPU in that regular expression alone); `streamDataFrame` then `JSON.stringify`s every 22 KB base64 string (about 18%), and the string is encoded to UTF-8 again when sent.',
+  idle: 'Each session holds a `ws` WebSocket with its Receiver and Sender, the Node socket, a Session with its Map and Set, a hello timer and a child pino logger.'
+}
+
+export function loadProfiles (resultsDir: string): SavedProfile[] {
+  const out: SavedProfile[] = []
+  for (const s of ['http', 'ws', 'streams']) {
+    const file = join(resultsDir, `profile-${s}.json`)
+    if (existsSync(file)) {
+      try { out.push(JSON.parse(readFileSync(file, 'utf8')) as SavedProfile) } catch {}
+    }
+  }
+  return out
+}
+
+function profileBlock (p: SavedProfile, n = 10): string {
+  const row = (kind: string, e: SavedProfile['top'][number]): string => `| ${kind} | ${e.selfPct.toFixed(1)}% | \`${e.functionName}\` | ${e.location !== '' ? `\`${e.location}\`` : ''} |`
+  const mods = p.modules.slice(0, 8).map(m => `${m.module} ${m.selfPct.toFixed(0)}%`).join(', ')
+  return [
+    `**${p.scenario}**: gateway CPU profile of \`npm run bench -- ${p.scenario} --profile\` (${p.ranAt.slice(0, 16).replace('T', ' ')}, commit ${p.commit}; ${(p.busyMs / 1000).toFixed(1)} s busy, GC ${(p.gcMs / p.busyMs * 100).toFixed(0)}%). Self time by module: ${mods}.`,
+    '',
+    '| | % of busy CPU | function | location |',
+    '|---|---:|---|---|',
+    ...p.top.slice(0, n).map(e => row('self', e)),
+    ...(p.inclusive ?? []).slice(0, 8).map(e => row('total (gateway code, plugins)', e))
+  ].join('\n')
+}
+
+export function renderMarkdown (results: Results, profiles: SavedProfile[]): string {
+  const m = results.machine
+  const targets = evaluateTargets(results)
+  const o = results.options
+  const loadgen = results.scenarios.http?.rows[0]?.tool ?? (m.wrk !== undefined ? 'wrk' : 'autocannon')
+  const lines: string[] = []
+  lines.push('# Benchmarks', '')
+  lines.push('_Generated by `npm run bench` (bench/run.ts); do not edit by hand. Raw numbers: [bench/results/latest.json](bench/results/latest.json)._', '')
+  lines.push('![benchmark chart](bench/results/chart.svg)', '')
+  lines.push(table(['What', 'Measured'], [
+    ['Ran at', results.ranAt],
+    ['Commit', `\`${m.commit}\`${m.dirty ? ' (the working tree had uncommitted changes)' : ''}`],
+    ['Node', m.node],
+    ['Machine', `${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 1073741824).toFixed(1)} GiB memory, ${m.os}`],
+    ['Load average at start', `${m.loadavgAtStart.join(' / ')} (1/5/15 min; other work on the box adds noise, see the loadavg column in latest.json)`],
+    ['HTTP load generator', loadgen === 'wrk' ? `wrk ${m.wrk ?? ''} (\`-t1 -c${o.connections}\`)` : `autocannon (\`-c ${o.connections}\`)`],
+    ['nginx', m.nginx ?? 'not installed: `apt-get install -y nginx wrk`'],
+    ['Durations', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s) (median)`]
+  ]), '')
+  lines.push('Ratios measured side by side in the same run are the headline; absolute numbers are context for this machine.', '')
+
+  lines.push('## Targets', '')
+  lines.push(table(['Target', 'Required', 'Measured', 'Result', 'Numbers'], targets.map(t => [t.title, t.requirement, t.display, result(t), t.detail]), 5), '')
+
+  lines.push('## Process layout', '')
+  lines.push([
+    'Every part runs in its own process on loopback (127.0.0.0/8), so the two cores are shared by the scheduler, not by one event loop:',
+    '',
+    '- **upstream**: a plain Node `http` server (`GET /<n>` answers n bytes, keep-alive) with a `ws` echo server on the same port (bench/servers/upstream.ts).',
+    '- **gateway**: the real app, `Fastify({ ...options, logger: false }) + register(fp(app), { config: loadConfig({ env: {}, overrides }) })` with the server options of server.ts (bench/servers/gateway.ts). Default plugins on: request id, metrics enabled, top-level rate limit of 10⁹/min (never triggers). Routes: `/api` (auth: none), `/secure` (auth: required), `/wsecho` (websocket: true); embedded device `bench`.',
+    '- **bare**: Fastify with only @fastify/http-proxy (defaults), `/api` and `/wsecho` (websocket: true) (bench/servers/bare-proxy.ts).',
+    '- **nginx**: Debian nginx, `worker_processes 1`, `proxy_pass` with upstream `keepalive 128`, forwarded headers and a request id like the gateway, started with `nginx -p <tmp prefix> -c <conf>` (own pid, logs, temp dirs), never the system nginx (bench/lib/nginx.ts).',
+    '- **load**: wrk (one thread) for HTTP; a Node process with `ws` clients for WebSocket, streams and idle sessions (bench/load/).',
+    '- **direct**: the load generator straight to the upstream (no proxy): the ceiling of the machine.',
+    '',
+    'CPU % is the proxy process (nginx: master + worker) during the measurement, in % of one core; CPU µs per request/message is that CPU time divided by the requests or messages served.'
+  ].join('\n'), '')
+
+  const sections: Array<[ScenarioName, string]> = [['http', 'HTTP proxy'], ['ws', 'WebSocket proxy echo'], ['streams', '/ws streams'], ['idle', 'Idle /ws sessions']]
+  for (const [name, title] of sections) {
+    const s = results.scenarios[name]
+    lines.push(`## ${title}`, '')
+    if (s === undefined) {
+      lines.push('_Not run (`npm run bench -- ' + name + '`)._', '')
+      continue
+    }
+    lines.push(`_Ran ${s.ranAt.slice(0, 19).replace('T', ' ')} UTC at commit ${s.commit}, ${Math.round(s.seconds)} s._`, '')
+    if (!s.available) {
+      lines.push('**Not available.**', '')
+    } else if (name === 'http') {
+      lines.push(`${o.connections} connections, keep-alive, \`GET\` of 100 B and 10 KB bodies.`, '', throughputTable(s, 'gateway', 'req'), '')
+    } else if (name === 'ws') {
+      lines.push(`${s.options.wsConnections ?? o.wsConnections} connections; each sends a binary message, waits for its echo, sends again (closed loop).`, '', throughputTable(s, 'gateway', 'msg'), '')
+    } else if (name === 'streams') {
+      lines.push(streamsTable(s), '')
+    } else {
+      lines.push(idleTable(s), '')
+    }
+    for (const n of s.notes) lines.push(`- ${n}`)
+    if (s.notes.length > 0) lines.push('')
+  }
+
+  const failed = targets.filter(t => t.pass === false)
+  lines.push('## What limits it', '')
+  if (failed.length === 0) lines.push('Every measured target passes.', '')
+  // One paragraph per kind of target (the profile findings), one line per failed case (this run's CPU numbers).
+  const groups = new Map<string, TargetResult[]>()
+  for (const t of failed) {
+    const key = Object.keys(ANALYSIS).find(k => t.id.startsWith(k)) ?? t.id
+    groups.set(key, [...(groups.get(key) ?? []), t])
+  }
+  for (const [key, group] of groups) {
+    lines.push(`- ${ANALYSIS[key] ?? ''}`)
+    for (const t of group) lines.push(`  - ${t.title} (${t.display}, required ${t.requirement}): ${t.limits ?? ''}`)
+  }
+  if (failed.length > 0) lines.push('')
+  for (const p of profiles) lines.push(profileBlock(p), '')
+
+  lines.push('## How to run', '')
+  lines.push([
+    '```sh',
+    'apt-get install -y nginx wrk      # optional: without them the nginx comparisons are skipped and autocannon is used',
+    'npm run bench                     # every scenario; writes BENCHMARKS.md, bench/results/latest.json and chart.svg',
+    'npm run bench -- http             # one scenario (http, ws, streams, idle); merged into latest.json',
+    'npm run bench -- ws --duration 10 --rounds 3',
+    'npm run bench -- idle --sessions 20000',
+    'npm run bench -- http --profile   # gateway under --cpu-prof; prints the top 25 self-time functions',
+    'npm run bench -- --help',
+    '```'
+  ].join('\n'), '')
+  return lines.join('\n')
+}

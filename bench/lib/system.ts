@@ -1,0 +1,34 @@
+import { execFileSync } from 'node:child_process'
+import { cpus, loadavg, release, totalmem, type as osType } from 'node:os'
+import type { MachineInfo } from './types.js'
+
+function git (args: string[]): string {
+  try {
+    return execFileSync('git', ['--no-optional-locks', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return ''
+  }
+}
+
+export function gitCommit (): { commit: string, dirty: boolean } {
+  const commit = git(['rev-parse', '--short=12', 'HEAD']) || 'unknown'
+  const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== ''
+  return { commit, dirty }
+}
+
+export function machineInfo (versions: { nginx?: string, wrk?: string }): MachineInfo {
+  const list = cpus()
+  const { commit, dirty } = gitCommit()
+  return {
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    cores: list.length,
+    memoryBytes: totalmem(),
+    os: `${osType()} ${release()}`,
+    node: process.version,
+    commit,
+    dirty,
+    nginx: versions.nginx,
+    wrk: versions.wrk,
+    loadavgAtStart: loadavg().map(n => Math.round(n * 100) / 100)
+  }
+}

@@ -1,0 +1,153 @@
+import { find } from '../scenarios/common.js'
+import type { Results, Row, ScenarioName } from './types.js'
+
+export interface TargetResult {
+  id: string
+  scenario: ScenarioName
+  title: string
+  requirement: string
+  measured?: number
+  display: string
+  /** null: not measured in this run. */
+  pass: boolean | null
+  detail: string
+  /** For a failed target: what the numbers say limits it. */
+  limits?: string
+}
+
+const RSS_LIMIT = 12 * 1024
+
+/** A ratio; with three decimals when two would round onto the threshold. */
+function x (n: number, min?: number): string {
+  const digits = min !== undefined && Math.abs(n - min) < 0.005 ? 3 : 2
+  return `${n.toFixed(digits)}×`
+}
+
+function cpuLine (what: string, r: Row | undefined, per: string): string {
+  if (r === undefined || r.proxyCpuPct === undefined) return ''
+  return `${what} ${r.proxyCpuPct.toFixed(0)}% of a core${r.cpuUsPerOp !== undefined ? `, ${r.cpuUsPerOp.toFixed(1)} µs CPU per ${per}` : ''}`
+}
+
+/** Why the gateway is behind a comparator, from the CPU numbers of the same run. */
+function cpuLimits (gw: Row, other: Row, otherName: string, per: string): string {
+  const parts = [cpuLine('gateway', gw, per), cpuLine(otherName, other, per)].filter(s => s !== '')
+  let text = `Measured: ${parts.join('; ')}.`
+  if (gw.cpuUsPerOp !== undefined && other.cpuUsPerOp !== undefined) {
+    text += ` The gateway spends ${(gw.cpuUsPerOp / other.cpuUsPerOp).toFixed(1)}× the CPU of ${otherName} per ${per}`
+    text += (gw.proxyCpuPct ?? 0) >= 85 ? ' and its one JavaScript thread is saturated: it is CPU-bound.' : '.'
+  }
+  return text
+}
+
+function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase: string, other: string, otherName: string, min: number, per: string, title: string): TargetResult {
+  const rows = results.scenarios[scenario]?.rows ?? []
+  const gw = find(rows, scenario, kase, 'gateway')
+  const o = find(rows, scenario, kase, other)
+  const requirement = `≥ ${min}× ${otherName}`
+  if (gw === undefined || o === undefined) {
+    return { id, scenario, title, requirement, display: 'not measured', pass: null, detail: results.scenarios[scenario] === undefined ? 'scenario not run' : `${gw === undefined ? 'gateway' : otherName} not measured` }
+  }
+  const ratio = gw.value / o.value
+  const pass = ratio >= min
+  return {
+    id,
+    scenario,
+    title,
+    requirement,
+    measured: ratio,
+    display: x(ratio, min),
+    pass,
+    detail: `${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`,
+    limits: pass ? undefined : cpuLimits(gw, o, otherName, per)
+  }
+}
+
+export function evaluateTargets (results: Results): TargetResult[] {
+  const out: TargetResult[] = []
+  for (const kase of ['100 B', '10 KB']) {
+    out.push(ratioTarget(results, `http-nginx-${kase}`, 'http', kase, 'nginx', 'nginx', 0.45, 'request', `HTTP proxy, auth: none, ${kase}: req/s vs nginx`))
+    out.push(ratioTarget(results, `http-bare-${kase}`, 'http', kase, 'bare', 'bare @fastify/http-proxy', 1.3, 'request', `HTTP proxy, auth: none, ${kase}: req/s vs bare @fastify/http-proxy`))
+  }
+  for (const kase of ['100 B', '10 KB']) {
+    const rows = results.scenarios.http?.rows ?? []
+    const gw = find(rows, 'http', kase, 'gateway')
+    const token = find(rows, 'http', kase, 'gateway-token')
+    const key = find(rows, 'http', kase, 'gateway-apikey')
+    const title = `HTTP auth: required (gateway token), ${kase}: extra cost per request`
+    const requirement = '< 10% more'
+    if (gw === undefined || token === undefined) {
+      const info = gw !== undefined && key !== undefined ? ` With X-API-Key instead: ${((gw.value / key.value - 1) * 100).toFixed(1)}% more.` : ''
+      out.push({ id: `http-auth-${kase}`, scenario: 'http', title, requirement, display: 'not measured', pass: null, detail: `no gateway token route measured (see notes).${info}` })
+      continue
+    }
+    const cost = gw.value / token.value - 1
+    const pass = cost < 0.10
+    out.push({
+      id: `http-auth-${kase}`,
+      scenario: 'http',
+      title,
+      requirement,
+      measured: cost,
+      display: `${(cost * 100).toFixed(1)}% more`,
+      pass,
+      detail: `${Math.round(token.value).toLocaleString('en-US')} vs ${Math.round(gw.value).toLocaleString('en-US')} req/s (auth: none)${token.cpuUsPerOp !== undefined && gw.cpuUsPerOp !== undefined ? `; CPU per request ${((token.cpuUsPerOp / gw.cpuUsPerOp - 1) * 100).toFixed(0)}% more` : ''}`,
+      limits: pass ? undefined : cpuLimits(token, gw, 'the auth: none route', 'request')
+    })
+  }
+  for (const kase of ['64 B', '4 KB']) {
+    out.push(ratioTarget(results, `ws-nginx-${kase}`, 'ws', kase, 'nginx', 'nginx', 1.0, 'message', `WebSocket echo, ${kase}: messages/s vs nginx`))
+    out.push(ratioTarget(results, `ws-bare-${kase}`, 'ws', kase, 'bare', 'bare @fastify/http-proxy', 1.0, 'message', `WebSocket echo, ${kase}: messages/s vs bare @fastify/http-proxy`))
+  }
+  {
+    const rows = results.scenarios.streams?.rows ?? []
+    const gw = find(rows, 'streams', '16 streams', 'gateway')
+    const raw = find(rows, 'streams', '16 streams', 'raw')
+    const title = '/ws streams, 16 streams on one socket: bytes/s vs raw ws binary echo'
+    const requirement = '≥ 0.5× raw ws'
+    const s = results.scenarios.streams
+    if (gw === undefined || raw === undefined) {
+      out.push({ id: 'streams-16', scenario: 'streams', title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail: s === undefined ? 'scenario not run' : (s.notes[0] ?? '') })
+    } else {
+      const ratio = gw.value / raw.value
+      const pass = ratio >= 0.5
+      out.push({
+        id: 'streams-16',
+        scenario: 'streams',
+        title,
+        requirement,
+        measured: ratio,
+        display: x(ratio, 0.5),
+        pass,
+        detail: `${(gw.value / 1048576).toFixed(1)} vs ${(raw.value / 1048576).toFixed(1)} MiB/s`,
+        limits: pass ? undefined : cpuLimits(gw, raw, 'the raw ws echo server', 'KiB')
+      })
+    }
+  }
+  {
+    const s = results.scenarios.idle
+    const idle = s?.idle
+    const title = 'Idle authenticated /ws sessions: gateway RSS per session'
+    const requirement = '≤ 12 KiB at 50,000 sessions'
+    if (idle === undefined || !Number.isFinite(idle.rssPerSession)) {
+      out.push({ id: 'idle-rss', scenario: 'idle', title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail: s === undefined ? 'scenario not run' : (s.notes[0] ?? '') })
+    } else {
+      const pass = idle.rssPerSession <= RSS_LIMIT
+      const at = idle.authenticated.toLocaleString('en-US')
+      const heapShare = idle.heapPerSession / idle.rssPerSession
+      out.push({
+        id: 'idle-rss',
+        scenario: 'idle',
+        title,
+        requirement,
+        measured: idle.rssPerSession,
+        display: `${(idle.rssPerSession / 1024).toFixed(2)} KiB at ${at}`,
+        pass,
+        detail: `heap ${(idle.heapPerSession / 1024).toFixed(2)} KiB/session${idle.authenticated < 50_000 ? `; measured at ${at} sessions, not 50,000 (${idle.capNote ?? 'fewer sessions came up'})` : ''}`,
+        limits: pass
+          ? undefined
+          : `The JS heap holds ${(idle.heapPerSession / 1024).toFixed(2)} KiB per session (${(heapShare * 100).toFixed(0)}% of the RSS growth); the rest is outside the heap (socket and ws buffers, malloc). Before its hello a connection already costs ${(idle.rssPerConnectionBeforeHello / 1024).toFixed(2)} KiB RSS.`
+      })
+    }
+  }
+  return out
+}

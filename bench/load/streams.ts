@@ -1,0 +1,127 @@
+/**
+ * Byte-stream load, in its own process. `gateway` mode: one WebSocket to the gateway's `/ws`,
+ * hello, `streams` echo streams, each keeping `window` chunks of `chunk` bytes in flight as
+ * `stream_data` frames. `raw` mode: the same bytes in flight as binary messages to a plain
+ * `ws` echo server. Counts echoed payload bytes received inside the measurement window.
+ */
+import { performance } from 'node:perf_hooks'
+import { randomBytes } from 'node:crypto'
+import WebSocket from 'ws'
+import * as ipc from '../lib/ipc.js'
+
+export interface StreamsOptions {
+  mode: 'gateway' | 'raw'
+  url: string
+  streams: number
+  chunk: number
+  window: number
+  warmupMs: number
+  durationMs: number
+  deviceId?: string
+  token?: string
+}
+
+const opts = ipc.options<StreamsOptions>()
+ipc.bound(opts.warmupMs + opts.durationMs + 60_000)
+ipc.send({ type: 'ready' })
+
+let phase: 'warmup' | 'measure' | 'done' = 'warmup'
+let bytes = 0
+let errors = 0
+let lastError = ''
+const payload = randomBytes(opts.chunk)
+
+const socket = new WebSocket(opts.url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, handshakeTimeout: 10_000 })
+socket.on('error', (err) => { errors++; lastError = err.message })
+const closed = new Promise<string>(resolve => socket.on('close', (code, reason) => resolve(`${code} ${reason.toString()}`)))
+await new Promise<void>((resolve, reject) => {
+  socket.once('open', () => resolve())
+  socket.once('error', reject)
+})
+
+function fail (message: string): never {
+  ipc.send({ type: 'result', error: message })
+  socket.terminate()
+  setTimeout(() => process.exit(0), 100)
+  throw new Error(message)
+}
+
+if (opts.mode === 'raw') {
+  const inFlight = opts.window * opts.streams
+  let outstanding = 0
+  socket.on('message', (data: Buffer) => {
+    if (phase === 'measure') bytes += data.length
+    outstanding--
+    if (phase !== 'done') { socket.send(payload, { binary: true }); outstanding++ }
+  })
+  for (; outstanding < inFlight; outstanding++) socket.send(payload, { binary: true })
+} else {
+  socket.send(JSON.stringify({ type: 'hello', device_id: opts.deviceId, token: opts.token }))
+  const first = await new Promise<Buffer>((resolve) => socket.once('message', resolve))
+  const auth = JSON.parse(first.toString()) as { type: string, allowed?: boolean, reason?: string }
+  if (auth.type !== 'auth_result' || auth.allowed !== true) fail(`hello refused: ${first.toString().slice(0, 200)}`)
+
+  // Frames are made once; the client reads answers without decoding them (see onFrame), so
+  // that the load generator costs as little CPU as the raw one.
+  const b64 = payload.toString('base64')
+  const frames = Array.from({ length: opts.streams }, (_, id) => JSON.stringify({ type: 'stream_data', stream_id: id, data: b64 }))
+  const outstanding = new Array<number>(opts.streams).fill(0)
+  const checked = new Array<boolean>(opts.streams).fill(false)
+  const PREFIX = Buffer.from('{"type":"stream_data","stream_id":')
+  const DATA = Buffer.from(',"data":"')
+
+  const sendChunk = (id: number): void => {
+    socket.send(frames[id])
+    outstanding[id] += opts.chunk
+  }
+  const onFrame = (data: Buffer): void => {
+    if (data.subarray(0, PREFIX.length).equals(PREFIX)) {
+      const at = data.indexOf(DATA, PREFIX.length)
+      const id = Number(data.subarray(PREFIX.length, at).toString())
+      const start = at + DATA.length
+      const end = data.length - 2 // `"}`
+      let padding = 0
+      if (data[end - 1] === 61) padding++
+      if (data[end - 2] === 61) padding++
+      const n = ((end - start) / 4) * 3 - padding
+      if (!checked[id]) {
+        // Once per stream: the echo is the bytes that were sent.
+        checked[id] = true
+        const frame = JSON.parse(data.toString()) as { data: string }
+        if (!Buffer.from(frame.data, 'base64').equals(payload.subarray(0, n))) { errors++; lastError = 'echo differs from what was sent' }
+      }
+      if (phase === 'measure') bytes += n
+      outstanding[id] -= n
+      if (phase === 'done') return
+      for (let i = 0; i < opts.window && outstanding[id] <= (opts.window - 1) * opts.chunk; i++) sendChunk(id)
+      return
+    }
+    errors++
+    lastError = data.toString().slice(0, 200)
+  }
+  socket.on('message', onFrame)
+  for (let id = 0; id < opts.streams; id++) {
+    socket.send(JSON.stringify({ type: 'stream_open', stream_id: id, upstream: 'echo' }))
+    for (let i = 0; i < opts.window; i++) sendChunk(id)
+  }
+}
+
+await new Promise(resolve => setTimeout(resolve, opts.warmupMs))
+phase = 'measure'
+const windowStart = performance.now()
+ipc.send({ type: 'measuring' })
+await new Promise(resolve => setTimeout(resolve, opts.durationMs))
+phase = 'done'
+const seconds = (performance.now() - windowStart) / 1000
+const open = socket.readyState === WebSocket.OPEN
+ipc.send({
+  type: 'result',
+  bytes,
+  seconds,
+  bytesPerSec: bytes / seconds,
+  errors,
+  lastError,
+  error: open ? undefined : `socket closed during the run: ${await Promise.race([closed, Promise.resolve('?')])}`
+})
+socket.terminate()
+setTimeout(() => process.exit(0), 200)

@@ -3,9 +3,11 @@ import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { RouteConfig } from '../schemas/config.js'
-import { BadPathError, BadRequestError, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
+import { BadPathError, BadRequestError, CloseCode, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
 import { isUnsafePath } from '../lib/paths.js'
-import { connectUpstream, link, UpstreamConnectError, type PendingUpstream } from '../lib/ws-proxy.js'
+import { connectUpstream, link, UpstreamConnectError, type LinkControls, type PendingUpstream } from '../lib/ws-proxy.js'
+import type { Connection } from '../lib/registry.js'
+import type { Principal, ReauthResult } from '../lib/auth/principal.js'
 import { HttpForwarder } from '../lib/http-forward.js'
 import { identityHeaders } from '../lib/auth/principal.js'
 import { IDENTITY_HEADERS } from './route-auth.js'
@@ -106,10 +108,13 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
       traffic: connection,
       onClose: () => { connection.close() }
     })
-    connection.attach(controls)
     // The route's auth hook ran before the upgrade: authorizing is already done.
     connection.transition('authorizing')
     connection.transition('running')
+    const principal = request.principal
+    const expiry = principal?.expires_at !== undefined ? watchExpiry(scope, connection, controls, principal) : undefined
+    connection.attach(controls)
+    if (expiry !== undefined) client.once('close', expiry)
   }
 
   // `prefix/` explicitly: http-proxy's static `prefix/` route would otherwise win over `prefix/*`.
@@ -125,6 +130,48 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
       handler: handler as never
     })
   }
+}
+
+/** Retry delay when the authority cannot be asked at expiry. */
+const RECHECK_RETRY_MS = 30_000
+
+/**
+ * A proxied WebSocket lives past the credential it was opened with; when that credential
+ * expires, the principal is re-checked by its original method (a device is asked afresh).
+ * Refused: closed 1008 `auth_revoked`; a JWT that only the client could renew: 1008
+ * `token_expired` (a proxied socket has no in-band refresh). One timer per connection;
+ * the returned function clears it.
+ */
+function watchExpiry (scope: FastifyInstance, connection: Connection, controls: LinkControls, first: Principal): () => void {
+  let principal = first
+  let timer: NodeJS.Timeout | undefined
+  const schedule = (ms: number): void => {
+    timer = setTimeout(() => { check().catch(() => {}) }, Math.max(ms, 0))
+    timer.unref()
+  }
+  const check = async (): Promise<void> => {
+    if (connection.state === 'running') connection.transition('refreshing')
+    let result: ReauthResult
+    try {
+      result = await scope.authenticator.reauthorize(principal)
+    } catch (err) {
+      scope.log.warn({ err, connection_id: connection.id }, 'proxied websocket re-check failed; retrying')
+      if (connection.state === 'refreshing') connection.transition('running')
+      schedule(Math.min(scope.config.tokens.accessTtlMs, RECHECK_RETRY_MS))
+      return
+    }
+    if (connection.state === 'closed' || connection.state === 'stopping') return
+    if (result.status === 'allowed') {
+      principal = result.principal
+      connection.authorize(principal)
+      if (connection.state === 'refreshing') connection.transition('running')
+      schedule(scope.config.tokens.accessTtlMs)
+      return
+    }
+    controls.stop(CloseCode.POLICY_VIOLATION, result.status === 'refused' ? 'auth_revoked' : 'token_expired')
+  }
+  schedule((first.expires_at as number) - Date.now())
+  return () => { clearTimeout(timer) }
 }
 
 async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Promise<void> {

@@ -226,3 +226,33 @@ test('an upstream URL with a path: the path is the default rewritePrefix, for HT
   t.equal(up.requests[0].url, '/socket/room')
   client.close()
 })
+
+test('a proxied WebSocket is re-checked when its access token expires: kept while allowed, cut when revoked', async (t) => {
+  const { startBackendStub, GOOD_TOKEN } = await import('../backend-stub.js')
+  const stub = await startBackendStub(t)
+  const up = await startWsUpstream(t)
+  const gw = await buildGateway(t, {
+    backend_base_url: stub.url,
+    // JWT expiry has one-second steps: a shorter TTL could be spent before the upgrade.
+    access_token_ttl: '2s',
+    routes: [{ prefix: '/live', upstream: up.url, websocket: true, auth: 'required' }]
+  })
+  const tokenFor = async (device: string): Promise<string> => {
+    const res = await request(`${gw.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device_id: device, token: GOOD_TOKEN }) })
+    return (await res.body.json() as { access_token: string }).access_token
+  }
+  const kept = new TestClient(`${gw.wsUrl}/live`, { headers: { authorization: `Bearer ${await tokenFor('allow-kept')}` } })
+  const cut = new TestClient(`${gw.wsUrl}/live`, { headers: { authorization: `Bearer ${await tokenFor('allow-cut')}` } })
+  await Promise.all([kept.open(), cut.open()])
+  const checksBefore = stub.requests.length
+  stub.denied.add('allow-cut')
+  t.same(await cut.closed, { code: 1008, reason: 'auth_revoked' })
+  // The other was asked about afresh and goes on.
+  await waitFor(() => stub.requests.filter(r => r.device_id === 'allow-kept').length >= 2, 'kept device re-checked')
+  t.ok(stub.requests.length > checksBefore)
+  kept.send('still here')
+  t.equal(await kept.next(), 'still here')
+  kept.close()
+  await kept.closed
+  await waitFor(() => gw.app.connections.list().connections.length === 0, 'registry empty')
+})

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { compactString } from '../lib/session/session.js'
 
 /** GET /ws: the gateway's own multiplexing endpoint (docs/protocol.md). */
 const ws: FastifyPluginAsync = async (fastify) => {
@@ -7,6 +8,8 @@ const ws: FastifyPluginAsync = async (fastify) => {
     websocket: true,
     config: rateLimit !== undefined ? { rateLimit } : {}
   }, (socket, request) => {
+    // The request lives as long as the socket (@fastify/websocket keeps it), and so does its id.
+    compactString(request.id)
     fastify.sessions.accept(socket, { log: request.log, remoteAddress: request.ip })
   })
 }

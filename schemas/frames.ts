@@ -12,7 +12,10 @@ export const StreamIdSchema = Type.Union([
 ], { description: 'a string of 1-64 characters or a non-negative integer' })
 export type StreamId = Static<typeof StreamIdSchema>
 
-/** Standard base64 with padding; the length being a multiple of 4 is checked in lib/session/framing.ts. */
+/**
+ * Standard base64 with padding; the length being a multiple of 4 is checked in lib/session/framing.ts,
+ * which also checks client payloads against this pattern without running it over every payload.
+ */
 export const Base64Schema = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', contentEncoding: 'base64', description: 'standard base64 with padding' })
 
 // Client → gateway. Unknown fields are refused, so that a misspelt optional field is not ignored.

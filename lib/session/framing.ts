@@ -1,20 +1,43 @@
-import type { TSchema } from '@sinclair/typebox'
+import { isAscii } from 'node:buffer'
+import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { RawData } from 'ws'
 import { WsErrorCode } from '../errors.js'
 import {
-  ClientFrameSchemas, StreamIdSchema,
+  Base64Schema, ClientFrameSchemas, StreamDataFrameSchema, StreamIdSchema,
   type AuthRefreshRequiredFrame, type ClientFrame, type HelloFrame, type StreamId, type StreamCloseReason
 } from '../../schemas/frames.js'
 import type { Principal, TokenPair } from '../auth/principal.js'
 
+/**
+ * Compiled checks: `Check` is the fast yes/no; the (interpreted, allocating) `Errors` walker
+ * runs only on a frame that failed, to say why.
+ */
 const checks = new Map<string, TypeCheck<TSchema>>(
   Object.entries(ClientFrameSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)])
 )
+/**
+ * `stream_data` without the base64 pattern: a regular expression over every payload costs more
+ * than the rest of the frame's handling, so `base64Payload` checks `data` while decoding it.
+ */
+const streamDataShape = TypeCompiler.Compile(Type.Object({
+  ...StreamDataFrameSchema.properties,
+  data: Type.String()
+}, { additionalProperties: false }))
 const streamIdCheck = TypeCompiler.Compile(StreamIdSchema)
+/** The schema's own pattern, for the rare payload the fast check cannot vouch for. */
+const BASE64 = new RegExp(Base64Schema.pattern as string)
+const BACKSLASH = 0x5c
+const EQUALS = 0x3d
+const QUOTE = 0x22
+/** How the gateway's own clients (and `JSON.stringify` of the documented shape) write a `stream_data` frame. */
+const STREAM_DATA_HEAD = Buffer.from('{"type":"stream_data","stream_id":')
+const STREAM_DATA_KEY = Buffer.from(',"data":"')
 
 export type ParseResult =
-  | { ok: true, frame: ClientFrame }
+  | { ok: true, frame: ClientFrame, bytes?: undefined }
+  /** A `stream_data` frame comes with its payload decoded. */
+  | { ok: true, frame: ClientFrame, bytes: Buffer }
   | { ok: false, message: string, streamId?: StreamId }
 
 function describe (value: unknown): string {
@@ -27,18 +50,93 @@ function clip (text: string, max = 120): string {
   return text.length > max ? `${text.slice(0, max)}…` : text
 }
 
+/** Why `obj` does not match its type's schema (the first error), or undefined if it does. */
+function schemaError (type: string, check: TypeCheck<TSchema>, obj: Record<string, unknown>): string | undefined {
+  const first = check.Errors(obj).First()
+  if (first === undefined) return undefined
+  const where = first.path === '' ? 'frame' : first.path.slice(1)
+  return clip(`${type}: ${where}: ${first.message}`)
+}
+
+/**
+ * The bytes of `data` when it is standard base64 with padding (`Base64Schema`, length a
+ * multiple of 4); undefined when it is not. `plain`: no character of `data` is above 0xff
+ * (it came from a message without non-ASCII bytes or escapes, or one character per byte).
+ *
+ * Without a regular expression: Node's decoder turns every base64 symbol into 6 bits and skips
+ * or stops at anything else, so the decoded length is 3/4 of the length less the padding only
+ * when every character before the padding is a symbol. Its symbols are the standard ones plus
+ * base64url's `-` and `_`, looked for apart; and a character above 0xff may decode as its low
+ * byte, hence `plain`. Anything the fast check cannot vouch for goes through the pattern.
+ */
+function base64Payload (data: string, plain: boolean): Buffer | undefined {
+  const length = data.length
+  if (length % 4 !== 0) return undefined
+  let padding = 0
+  if (length > 0 && data.charCodeAt(length - 1) === EQUALS) padding = data.charCodeAt(length - 2) === EQUALS ? 2 : 1
+  const bytes = Buffer.from(data, 'base64')
+  // (More than two `=` leave at most length - 3 symbols: too few bytes, whatever `padding` says.)
+  if (plain && bytes.length === (length / 4) * 3 - padding && data.indexOf('-') === -1 && data.indexOf('_') === -1) {
+    return bytes
+  }
+  return BASE64.test(data) ? bytes : undefined
+}
+
+/**
+ * A valid `stream_data` frame written exactly as `{"type":"stream_data","stream_id":<id>,"data":"<base64>"}`
+ * (no spaces, these keys in this order, an integer id or a plain ASCII string id, no escapes),
+ * read straight from the bytes; undefined for anything else, which `parseClientFrame` reads
+ * the general way. So the result is what JSON.parse and the schema would have made of it,
+ * without decoding the payload's UTF-8 and parsing it as JSON first.
+ */
+function plainStreamData (raw: Buffer): ParseResult | undefined {
+  const end = raw.length - 2
+  if (raw.length < STREAM_DATA_HEAD.length + STREAM_DATA_KEY.length + 3 || raw[end] !== QUOTE || raw[end + 1] !== 0x7d) return undefined
+  if (raw.compare(STREAM_DATA_HEAD, 0, STREAM_DATA_HEAD.length, 0, STREAM_DATA_HEAD.length) !== 0) return undefined
+  let i = STREAM_DATA_HEAD.length
+  let streamId: StreamId
+  if (raw[i] === QUOTE) {
+    const close = raw.indexOf(QUOTE, i + 1)
+    if (close < 0 || close === i + 1 || close - i - 1 > 64) return undefined
+    for (let k = i + 1; k < close; k++) {
+      if (raw[k] < 0x20 || raw[k] > 0x7e || raw[k] === BACKSLASH) return undefined
+    }
+    streamId = raw.toString('latin1', i + 1, close)
+    i = close + 1
+  } else {
+    const first = i
+    let id = 0
+    while (i - first < 17 && raw[i] >= 0x30 && raw[i] <= 0x39) id = id * 10 + raw[i++] - 0x30
+    // JSON has no leading zeros; a larger id is not a safe integer (rounding never takes it below 2^53).
+    if (i === first || i - first > 16 || (raw[first] === 0x30 && i - first > 1) || id > Number.MAX_SAFE_INTEGER) return undefined
+    streamId = id
+  }
+  if (raw.compare(STREAM_DATA_KEY, 0, STREAM_DATA_KEY.length, i, i + STREAM_DATA_KEY.length) !== 0) return undefined
+  const start = i + STREAM_DATA_KEY.length
+  if (start > end) return undefined
+  // One character per byte, so a non-ASCII byte is a character of 0x80-0xff, never a base64
+  // symbol. Valid base64 has no quote, backslash or control character either: then the payload
+  // is a JSON string read as is, and the frame ends right after it.
+  const data = raw.toString('latin1', start, end)
+  const bytes = base64Payload(data, true)
+  if (bytes === undefined) return undefined
+  return { ok: true, frame: { type: 'stream_data', stream_id: streamId, data }, bytes }
+}
+
 /**
  * Turns one WebSocket message into a client frame, or says why it is not one. Never throws:
  * whatever a client sends, the answer is at worst a BAD_FRAME error frame.
  */
 export function parseClientFrame (data: RawData, isBinary: boolean): ParseResult {
   if (isBinary) return { ok: false, message: 'frames are JSON text messages, got a binary message' }
-  const text = Buffer.isBuffer(data)
-    ? data.toString('utf8')
-    : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8')
+  const raw = Buffer.isBuffer(data)
+    ? data
+    : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+  const plain = plainStreamData(raw)
+  if (plain !== undefined) return plain
   let value: unknown
   try {
-    value = JSON.parse(text)
+    value = JSON.parse(raw.toString('utf8'))
   } catch {
     return { ok: false, message: 'frame is not valid JSON' }
   }
@@ -51,13 +149,22 @@ export function parseClientFrame (data: RawData, isBinary: boolean): ParseResult
   if (typeof type !== 'string') return { ok: false, message: 'frame has no string "type"', streamId }
   const check = checks.get(type)
   if (check === undefined) return { ok: false, message: `unknown frame type ${JSON.stringify(clip(type, 40))}`, streamId }
-  const first = check.Errors(obj).First()
-  if (first !== undefined) {
-    const where = first.path === '' ? 'frame' : first.path.slice(1)
-    return { ok: false, message: clip(`${type}: ${where}: ${first.message}`), streamId }
-  }
-  if (type === 'stream_data' && (obj.data as string).length % 4 !== 0) {
+  if (type === 'stream_data') {
+    if (!streamDataShape.Check(obj)) {
+      const message = schemaError(type, check, obj)
+      if (message !== undefined) return { ok: false, message, streamId }
+    }
+    const text = obj.data as string
+    const bytes = base64Payload(text, isAscii(raw) && raw.indexOf(BACKSLASH) === -1)
+    if (bytes !== undefined) return { ok: true, frame: obj as ClientFrame, bytes }
+    // The pattern's error first, as the schema gives it; then the length.
+    const message = schemaError(type, check, obj)
+    if (message !== undefined) return { ok: false, message, streamId }
     return { ok: false, message: 'stream_data: data: base64 length must be a multiple of 4', streamId }
+  }
+  if (!check.Check(obj)) {
+    const message = schemaError(type, check, obj)
+    if (message !== undefined) return { ok: false, message, streamId }
   }
   if (type === 'hello') {
     const problem = helloProblem(obj as HelloFrame)
@@ -101,8 +208,25 @@ export function authRefused (reason: string): string {
   return JSON.stringify({ type: 'auth_result', allowed: false, reason })
 }
 
-export function streamDataFrame (streamId: StreamId, bytes: Buffer): string {
-  return JSON.stringify({ type: 'stream_data', stream_id: streamId, data: bytes.toString('base64') })
+/** What every `stream_data` frame of one stream starts with, up to the payload's opening quote. */
+export function streamDataHead (streamId: StreamId): Buffer {
+  // The id is a valid string or integer: only it needs JSON escaping.
+  return Buffer.from(`{"type":"stream_data","stream_id":${JSON.stringify(streamId)},"data":"`)
+}
+
+/**
+ * A `stream_data` frame, as the UTF-8 bytes of `{"type":"stream_data","stream_id":…,"data":"…"}`
+ * (sent as a text message): base64 needs no escaping, so the payload is written as is instead of
+ * going through `JSON.stringify` and another UTF-8 encoding.
+ */
+export function streamDataFrame (head: Buffer, bytes: Buffer): Buffer {
+  const data = bytes.toString('base64')
+  const frame = Buffer.allocUnsafe(head.length + data.length + 2)
+  head.copy(frame, 0)
+  frame.write(data, head.length, 'latin1')
+  frame[frame.length - 2] = 0x22 // "
+  frame[frame.length - 1] = 0x7d // }
+  return frame
 }
 
 export function streamCloseFrame (streamId: StreamId, reason: StreamCloseReason): string {

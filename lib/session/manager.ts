@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws'
 import type { Authenticator } from '../auth/index.js'
 import type { ConnectionRegistry } from '../registry.js'
 import type { UpstreamRegistry } from '../upstreams/index.js'
+import { Deadlines } from './deadlines.js'
 import type { SessionMetrics } from './metrics.js'
 import { Session, type SessionHost, type SessionLimits, type SessionOrigin } from './session.js'
 
@@ -33,6 +34,7 @@ export class SessionManager implements SessionHost {
   readonly upstreams: UpstreamRegistry
   readonly metrics: SessionMetrics
   readonly tokenRefreshes: Counter<'result'>
+  readonly deadlines = new Deadlines<Session>()
   /** Every open `/ws` connection, authenticated or not. */
   private readonly open = new Set<Session>()
   private readonly sessions = new Map<string, Session>()

@@ -4,7 +4,10 @@ import WebSocket, { type RawData } from 'ws'
 import { CloseCode, WsErrorCode } from '../errors.js'
 import { NoCredentialError, type Authenticator, type RefreshResult } from '../auth/index.js'
 import type { AuthResult, Principal, ReauthResult, TokenPair } from '../auth/principal.js'
-import { canTransition, CONNECTION_STATES, TRANSITIONS, type Connection, type ConnectionRegistry, type ConnectionState } from '../registry.js'
+import {
+  canTransition, CONNECTION_STATES, TRANSITIONS,
+  type Connection, type ConnectionControls, type ConnectionRegistry, type ConnectionState
+} from '../registry.js'
 import type { UpstreamRegistry } from '../upstreams/index.js'
 import { UpstreamRefusedError } from '../upstreams/types.js'
 import {
@@ -12,6 +15,7 @@ import {
   type AuthRefreshFrame, type AuthRefreshRequiredFrame, type ClientFrame, type HelloFrame, type PingFrame,
   type StreamCloseFrame, type StreamDataFrame, type StreamId, type StreamOpenFrame
 } from '../../schemas/frames.js'
+import { UNSCHEDULED, type Deadlines, type Timed } from './deadlines.js'
 import * as framing from './framing.js'
 import type { HandshakeResult, SessionMetrics } from './metrics.js'
 import { Stream, type StreamOwner } from './stream.js'
@@ -83,6 +87,8 @@ export interface SessionHost {
   readonly metrics: SessionMetrics
   /** `httvps_gateway_token_refresh_total{result}` (plugins/auth.ts). */
   readonly tokenRefreshes: Counter<'result'>
+  /** Every session's one timer (hello timeout, expiry, refresh grace), on one Node timer. */
+  readonly deadlines: Deadlines<Session>
   sessionStarted: (session: Session) => void
   sessionEnded: (session: Session) => void
 }
@@ -103,7 +109,7 @@ export interface SessionStats {
   bytesOut: number
 }
 
-type Held = { inbound: true, data: RawData, isBinary: boolean, size: number } | { inbound: false, frame: string, size: number, bytes: number }
+type Held = { inbound: true, data: RawData, isBinary: boolean, size: number } | { inbound: false, frame: Buffer, size: number, bytes: number }
 
 /** Where a socket came from. */
 export interface SessionOrigin {
@@ -113,8 +119,26 @@ export interface SessionOrigin {
 
 /** A re-check that could not be made is tried again after this long (at most the token lifetime). */
 const REAUTH_RETRY_MS = 30_000
-/** setTimeout's largest delay; a longer wait is re-armed when it fires. */
-const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** What the session's one deadline is for. */
+const enum Timer {
+  None,
+  /** No hello yet: the connection is closed. */
+  Hello,
+  /** The authorization is to be re-checked (also a re-check tried again). */
+  Expiry,
+  /** The client was asked for an `auth_refresh` and did not send one. */
+  RefreshGrace
+}
+
+type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+/** Stream data, sent as text messages (`stream_data` frames are built as bytes). */
+const TEXT = { binary: false } as const
+
+/** The session a socket belongs to, so that its listeners are shared functions and not closures per socket. */
+const kSession = Symbol('session')
+type SessionSocket = WebSocket & { [kSession]?: Session }
 
 function messageSize (data: RawData): number {
   if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0)
@@ -132,6 +156,17 @@ function sameIdentity (a: Principal, b: Principal): boolean {
   return a.user_id === b.user_id && a.device_id === b.device_id && a.method === b.method
 }
 
+/**
+ * Makes V8 keep `text` as one flat string, in place: `randomUUID()` builds its result from about
+ * twenty concatenations, kept as a tree of about 480 bytes for as long as the string lives; once
+ * a character is read the tree is replaced by one 36-character string (about 60 bytes). For ids
+ * that live as long as a connection. Returns `text`, whose value never changes.
+ */
+export function compactString (text: string): string {
+  if (text.length > 0) text.charCodeAt(0)
+  return text
+}
+
 function closeReason (text: string): string {
   // A close frame's reason is at most 123 bytes.
   return Buffer.byteLength(text) > 123 ? Buffer.from(text).subarray(0, 120).toString('utf8') : text
@@ -142,50 +177,113 @@ function closeReason (text: string): string {
  * its authorization over time, and backpressure both ways. Its state is its registry
  * entry's (`connection`), moved only through the registry's `TRANSITIONS`.
  */
-export class Session implements StreamOwner {
+export class Session implements StreamOwner, Timed {
   /** The session id, which is also its connection id in the registry (admin API). */
   readonly id: string
-  readonly startedAt = Date.now()
   readonly connection: Connection
-  deviceId: string | undefined
-  userId: string | undefined
-  subscriptionStatus: string | undefined
   /** Who the session belongs to, as the authenticator returned it (needed as is for re-checks). */
   principal: Principal | undefined
+  /** Owned by `host.deadlines`. */
+  deadlineSlot = UNSCHEDULED
 
-  private log: FastifyBaseLogger
-  private readonly streams = new Map<StreamId, Stream>()
+  // An idle session is most of what a gateway holds, so it holds little: no logger, map, set,
+  // buffer or closure of its own until something needs one (logging, streams, backpressure,
+  // a pause), and its timer is an entry in the host's `deadlines`.
+
+  /** The connection's logger (the request's): lines carry the session's fields (`logAt`), no child logger is kept. */
+  private readonly log: FastifyBaseLogger
+  private streams: Map<StreamId, Stream> | undefined
   /** Streams whose upstream has not taken the last write: the client is not read while any is here. */
-  private readonly blocked = new Set<Stream>()
+  private blocked: Set<Stream> | undefined
   /** The client socket is over the high-water mark: upstreams are not read. */
   private clientSlow = false
-  private readonly held: Held[] = []
+  /** A paused session's frames, both ways, in order. */
+  private held: Held[] | undefined
   private heldSize = 0
-  /** The session's one timer: the hello timeout, then the authorization's expiry or the refresh grace. */
-  private timer: NodeJS.Timeout | undefined
+  /** What the session's one deadline is for: the hello timeout, then the authorization's expiry or the refresh grace. */
+  private timer = Timer.None
   /** Epoch ms when the authorization is to be re-checked. */
   private expiresAt: number | undefined
   private peakBuffered = 0
   private bytesIn = 0
   private bytesOut = 0
-  private readonly onFlushed = (): void => { this.checkClientDrained() }
+  /** Made when the client first falls behind. */
+  private onFlushed: (() => void) | undefined
 
   constructor (private readonly socket: WebSocket, private readonly host: SessionHost, origin: SessionOrigin) {
     this.connection = host.connections.open({ kind: 'session', route: '/ws', remoteAddress: origin.remoteAddress })
-    this.id = this.connection.id
-    this.connection.attach({
-      pause: () => this.holdTraffic(),
-      resume: () => this.releaseTraffic(),
-      stop: (code, reason) => this.close(code, reason),
-      reauthorize: async () => await this.recheck()
-    })
-    this.log = origin.log.child({ session_id: this.id })
-    socket.on('message', (data, isBinary) => this.receive(data, isBinary))
-    socket.on('close', (code, reason) => this.finish(code, reason.toString(), 'client'))
-    this.setTimer(host.limits.helloTimeoutMs, () => {
-      this.log.info({ event: 'hello_timeout' }, 'no hello in time')
-      this.close(CloseCode.POLICY_VIOLATION, 'hello_timeout')
-    })
+    // Shared with the registry entry, so compacted for both.
+    this.id = compactString(this.connection.id)
+    this.connection.attach(new Session.Controls(this))
+    this.log = origin.log
+    ;(socket as SessionSocket)[kSession] = this
+    socket.on('message', Session.onSocketMessage)
+    socket.on('close', Session.onSocketClose)
+    this.setTimer(host.limits.helloTimeoutMs, Timer.Hello)
+  }
+
+  /**
+   * What the registry (admin API) may do with the session: one small object, and each control
+   * a function made when it is asked for (the registry may call it detached), not four closures
+   * per session.
+   */
+  private static readonly Controls = class implements ConnectionControls {
+    constructor (private readonly session: Session) {}
+    get pause (): () => void {
+      const session = this.session
+      return () => session.holdTraffic()
+    }
+
+    get resume (): () => void {
+      const session = this.session
+      return () => session.releaseTraffic()
+    }
+
+    get stop (): (code: number, reason: string) => void {
+      const session = this.session
+      return (code, reason) => session.close(code, reason)
+    }
+
+    get reauthorize (): () => Promise<ReauthResult> {
+      const session = this.session
+      return async () => await session.recheck()
+    }
+  }
+
+  private static onSocketMessage (this: SessionSocket, data: RawData, isBinary: boolean): void {
+    this[kSession]?.receive(data, isBinary)
+  }
+
+  private static onSocketClose (this: SessionSocket, code: number, reason: Buffer): void {
+    this[kSession]?.finish(code, reason.toString(), 'client')
+  }
+
+  get startedAt (): number {
+    return this.connection.createdAt
+  }
+
+  get deviceId (): string | undefined {
+    return this.principal?.device_id
+  }
+
+  get userId (): string | undefined {
+    return this.principal?.user_id
+  }
+
+  get subscriptionStatus (): string | undefined {
+    return this.principal?.subscription_status
+  }
+
+  /**
+   * One log line with `session_id` first, and `device_id` once authorized: the fields a child
+   * logger would bind, without a child logger kept per session (nor the line built when its
+   * level is off).
+   */
+  private logAt (level: LogLevel, fields: Record<string, unknown>, message: string): void {
+    const log = this.log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
+    if (log.isLevelEnabled?.(level) === false) return
+    const line = this.principal === undefined ? { session_id: this.id } : { session_id: this.id, device_id: this.deviceId }
+    log[level](Object.assign(line, fields), message)
   }
 
   get state (): SessionState {
@@ -193,15 +291,15 @@ export class Session implements StreamOwner {
   }
 
   get streamCount (): number {
-    return this.streams.size
+    return this.streams?.size ?? 0
   }
 
   stats (): SessionStats {
     let held = this.heldSize
-    for (const stream of this.streams.values()) held += stream.heldBytes
+    if (this.streams !== undefined) for (const stream of this.streams.values()) held += stream.heldBytes
     return {
       state: this.state,
-      streams: this.streams.size,
+      streams: this.streamCount,
       bufferedAmount: this.socket.bufferedAmount,
       peakBufferedAmount: this.peakBuffered,
       heldBytes: held,
@@ -255,17 +353,18 @@ export class Session implements StreamOwner {
         this.sendError(WsErrorCode.BAD_FRAME, parsed.message, parsed.streamId)
         return
       }
-      this.dispatch(parsed.frame)
+      this.dispatch(parsed.frame, parsed.bytes)
     } catch (err) {
       // A bug must not take the process or the connection down with it.
-      this.log.error({ err, event: 'frame_failed', device_id: this.deviceId }, 'frame handling failed')
+      this.logAt('error', { err, event: 'frame_failed', device_id: this.deviceId }, 'frame handling failed')
       this.sendError(WsErrorCode.INTERNAL_ERROR, 'the gateway could not handle this frame')
     }
   }
 
-  private dispatch (frame: ClientFrame): void {
+  /** `bytes`: a `stream_data` frame's payload, decoded while it was checked. */
+  private dispatch (frame: ClientFrame, bytes: Buffer | undefined): void {
     if (this.state === 'initial') {
-      if (frame.type === 'hello') this.authorize(frame).catch((err) => this.log.error({ err }, 'hello failed'))
+      if (frame.type === 'hello') this.authorize(frame).catch((err) => this.logAt('error', { err }, 'hello failed'))
       else this.sendError(WsErrorCode.NOT_AUTHENTICATED, 'the first frame must be a hello', (frame as { stream_id?: StreamId }).stream_id)
       return
     }
@@ -277,10 +376,10 @@ export class Session implements StreamOwner {
     switch (frame.type) {
       case 'hello': return this.sendError(WsErrorCode.ALREADY_AUTHENTICATED, 'this session is already authenticated')
       case 'auth_refresh':
-        this.refresh(frame).catch((err) => this.log.error({ err }, 'auth_refresh failed'))
+        this.refresh(frame).catch((err) => this.logAt('error', { err }, 'auth_refresh failed'))
         return
       case 'stream_open': return this.openStream(frame)
-      case 'stream_data': return this.writeStream(frame)
+      case 'stream_data': return this.writeStream(frame, bytes as Buffer)
       case 'stream_close': return this.closeStream(frame)
       case 'ping': return this.pong(frame)
     }
@@ -294,7 +393,7 @@ export class Session implements StreamOwner {
     try {
       result = await this.host.authenticator.authenticateHello(hello)
     } catch (err) {
-      this.log.error({ err, device_id: hello.device_id }, 'authenticator threw')
+      this.logAt('error', { err, device_id: hello.device_id }, 'authenticator threw')
       result = { ok: false, code: 'AUTH_UNAVAILABLE', reason: 'internal_error' }
     }
     const handshake: HandshakeResult = result.ok ? 'accepted' : (result.code === 'AUTH_UNAVAILABLE' ? 'error' : 'rejected')
@@ -303,7 +402,7 @@ export class Session implements StreamOwner {
     if (this.state !== 'authorizing') return
     if (!result.ok) {
       const reason = refusalReason(hello, result)
-      this.log.info({ event: 'handshake_rejected', device_id: hello.device_id, reason, result: handshake }, 'hello refused')
+      this.logAt('info', { event: 'handshake_rejected', device_id: hello.device_id, reason, result: handshake }, 'hello refused')
       this.send(framing.authRefused(reason))
       this.close(CloseCode.POLICY_VIOLATION, reason)
       return
@@ -311,11 +410,10 @@ export class Session implements StreamOwner {
     const principal = result.principal
     const tokens = this.issueTokens(principal)
     this.setPrincipal(principal)
-    this.log = this.log.child({ device_id: this.deviceId })
     this.moveTo('running')
     this.host.sessionStarted(this)
     this.send(framing.authAccepted(this.id, principal, tokens))
-    this.log.info({ event: 'session_started', device_id: this.deviceId, user_id: this.userId, method: principal.method }, 'session started')
+    this.logAt('info', { event: 'session_started', device_id: this.deviceId, user_id: this.userId, method: principal.method }, 'session started')
     // A hello with a token lasts no longer than the token.
     this.scheduleExpiry(Math.min(Date.now() + this.host.limits.accessTtlMs, principal.expires_at ?? Infinity))
   }
@@ -326,18 +424,18 @@ export class Session implements StreamOwner {
     try {
       result = await this.host.authenticator.refreshTokens(frame.refresh_token)
     } catch (err) {
-      this.log.error({ err, event: 'auth_refresh_failed' }, 'refresh failed')
+      this.logAt('error', { err, event: 'auth_refresh_failed' }, 'refresh failed')
       if (!this.ended()) this.sendError(WsErrorCode.INTERNAL_ERROR, 'auth_refresh: the gateway could not refresh')
       return
     }
     if (this.ended()) return
     if (!result.ok) {
-      this.log.info({ event: 'auth_refresh_refused', code: result.code, reason: result.reason }, 'auth_refresh refused')
+      this.logAt('info', { event: 'auth_refresh_refused', code: result.code, reason: result.reason }, 'auth_refresh refused')
       this.sendError(WsErrorCode[result.code], `auth_refresh: ${result.reason}`)
       return
     }
     if (!sameIdentity(this.principal as Principal, result.principal)) {
-      this.log.warn({ event: 'auth_refresh_refused', code: WsErrorCode.INVALID_REFRESH_TOKEN, reason: 'another identity' }, 'auth_refresh for another identity')
+      this.logAt('warn', { event: 'auth_refresh_refused', code: WsErrorCode.INVALID_REFRESH_TOKEN, reason: 'another identity' }, 'auth_refresh for another identity')
       this.sendError(WsErrorCode.INVALID_REFRESH_TOKEN, 'auth_refresh: the refresh token belongs to another identity')
       return
     }
@@ -346,11 +444,11 @@ export class Session implements StreamOwner {
 
   private openStream (frame: StreamOpenFrame): void {
     const id = frame.stream_id
-    if (this.streams.has(id)) return this.sendError(WsErrorCode.STREAM_EXISTS, 'a stream with this id is open', id)
+    if (this.streams?.has(id) === true) return this.sendError(WsErrorCode.STREAM_EXISTS, 'a stream with this id is open', id)
     const name = frame.upstream ?? this.host.limits.defaultUpstream
     const kind = this.host.upstreams.get(name)
     if (kind === undefined) return this.sendError(WsErrorCode.UNKNOWN_UPSTREAM, `no upstream named ${JSON.stringify(name)}`, id)
-    if (this.streams.size >= this.host.limits.maxStreams) {
+    if (this.streamCount >= this.host.limits.maxStreams) {
       return this.sendError(WsErrorCode.MAX_STREAMS, `this session already has ${this.host.limits.maxStreams} open streams`, id)
     }
 
@@ -375,10 +473,9 @@ export class Session implements StreamOwner {
     stream.setReading(this.upstreamsFlowing())
   }
 
-  private writeStream (frame: StreamDataFrame): void {
-    const stream = this.streams.get(frame.stream_id)
+  private writeStream (frame: StreamDataFrame, bytes: Buffer): void {
+    const stream = this.streams?.get(frame.stream_id)
     if (stream === undefined) return this.sendError(WsErrorCode.UNKNOWN_STREAM, 'no open stream with this id', frame.stream_id)
-    const bytes = Buffer.from(frame.data, 'base64')
     if (bytes.length === 0) return
     const result = stream.write(bytes)
     if (result === 'overflow') {
@@ -395,7 +492,7 @@ export class Session implements StreamOwner {
   }
 
   private closeStream (frame: StreamCloseFrame): void {
-    const stream = this.streams.get(frame.stream_id)
+    const stream = this.streams?.get(frame.stream_id)
     if (stream === undefined) return this.sendError(WsErrorCode.UNKNOWN_STREAM, 'no open stream with this id', frame.stream_id)
     this.removeStream(stream)
     stream.end()
@@ -411,8 +508,9 @@ export class Session implements StreamOwner {
   // ---- upstream → gateway (StreamOwner)
 
   upstreamData (stream: Stream, chunk: Buffer): void {
-    if (this.streams.get(stream.id) !== stream) return
-    const frame = framing.streamDataFrame(stream.id, chunk)
+    if (this.streams?.get(stream.id) !== stream) return
+    stream.dataHead ??= framing.streamDataHead(stream.id)
+    const frame = framing.streamDataFrame(stream.dataHead, chunk)
     if (this.state === 'paused') {
       this.hold({ inbound: false, frame, size: frame.length, bytes: chunk.length })
       return
@@ -432,30 +530,36 @@ export class Session implements StreamOwner {
   }
 
   streamBlocked (stream: Stream): void {
-    if (this.streams.get(stream.id) !== stream || this.blocked.has(stream)) return
+    if (this.streams?.get(stream.id) !== stream) return
+    this.blocked ??= new Set()
+    if (this.blocked.has(stream)) return
     this.blocked.add(stream)
     if (this.blocked.size === 1) this.updateFlow()
   }
 
   streamDrained (stream: Stream): void {
-    if (!this.blocked.delete(stream)) return
+    if (this.blocked?.delete(stream) !== true) return
     if (this.blocked.size === 0) this.updateFlow()
   }
 
   // ---- streams
 
   private addStream (stream: Stream): void {
+    this.streams ??= new Map()
     this.streams.set(stream.id, stream)
     this.host.metrics.activeStreams.inc()
     this.connection.setOpenStreams(this.streams.size)
   }
 
   private removeStream (stream: Stream): void {
-    if (this.streams.get(stream.id) !== stream) return
-    this.streams.delete(stream.id)
-    this.blocked.delete(stream)
+    const streams = this.streams
+    if (streams?.get(stream.id) !== stream) return
+    streams.delete(stream.id)
+    this.blocked?.delete(stream)
     this.host.metrics.activeStreams.dec()
-    this.connection.setOpenStreams(this.streams.size)
+    this.connection.setOpenStreams(streams.size)
+    // Back to an idle session's size when the last stream goes.
+    if (streams.size === 0) this.streams = undefined
   }
 
   /** The gateway ends a stream: the client learns why with a `stream_close`. */
@@ -467,7 +571,7 @@ export class Session implements StreamOwner {
   }
 
   private logStreamError (stream: Stream, code: WsErrorCode, err: Error): void {
-    this.log.warn({
+    this.logAt('warn', {
       event: 'stream_error',
       device_id: this.deviceId,
       stream_id: stream.id,
@@ -479,7 +583,7 @@ export class Session implements StreamOwner {
 
   // ---- gateway → client and backpressure
 
-  private sendStreamData (frame: string, bytes: number): void {
+  private sendStreamData (frame: Buffer, bytes: number): void {
     this.bytesOut += bytes
     this.host.metrics.bytesOut.inc(bytes)
     this.send(frame)
@@ -490,14 +594,16 @@ export class Session implements StreamOwner {
     this.send(framing.errorFrame(code, message, streamId))
   }
 
-  private send (frame: string): void {
+  /** Sends one frame: JSON text, or the UTF-8 bytes of one (sent as a text message all the same). */
+  private send (frame: string | Buffer): void {
     if (this.socket.readyState !== WebSocket.OPEN) return
-    this.connection.countOut(Buffer.byteLength(frame))
+    this.connection.countOut(typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length)
     // Near the mark every send reports its flush, so the last one tells when the client caught up.
     if (this.clientSlow || this.socket.bufferedAmount + frame.length >= this.host.limits.highWaterBytes) {
-      this.socket.send(frame, this.onFlushed)
+      this.onFlushed ??= () => { this.checkClientDrained() }
+      this.socket.send(frame, TEXT, this.onFlushed)
     } else {
-      this.socket.send(frame)
+      this.socket.send(frame, TEXT)
     }
     const buffered = this.socket.bufferedAmount
     if (buffered > this.peakBuffered) this.peakBuffered = buffered
@@ -522,13 +628,14 @@ export class Session implements StreamOwner {
   private updateFlow (): void {
     if (this.ended()) return
     const upstreams = this.upstreamsFlowing()
-    for (const stream of this.streams.values()) stream.setReading(upstreams)
-    const client = this.blocked.size === 0 && (this.state !== 'paused' || this.heldSize < this.host.limits.pausedBufferBytes)
+    if (this.streams !== undefined) for (const stream of this.streams.values()) stream.setReading(upstreams)
+    const client = (this.blocked?.size ?? 0) === 0 && (this.state !== 'paused' || this.heldSize < this.host.limits.pausedBufferBytes)
     if (client && this.socket.isPaused) this.socket.resume()
     else if (!client && !this.socket.isPaused) this.socket.pause()
   }
 
   private hold (item: Held): void {
+    this.held ??= []
     this.held.push(item)
     this.heldSize += item.size
     // Backpressure, not loss: past the bound the client socket is no longer read.
@@ -539,9 +646,6 @@ export class Session implements StreamOwner {
 
   private setPrincipal (principal: Principal): void {
     this.principal = principal
-    this.userId = principal.user_id
-    this.deviceId = principal.device_id
-    this.subscriptionStatus = principal.subscription_status
     this.connection.authorize(principal)
   }
 
@@ -551,14 +655,14 @@ export class Session implements StreamOwner {
       return this.host.authenticator.issueTokens(principal)
     } catch (err) {
       // A session opened with a gateway access token renews it with auth_refresh (docs/protocol.md).
-      if (!(err instanceof NoCredentialError)) this.log.error({ err }, 'could not issue tokens')
+      if (!(err instanceof NoCredentialError)) this.logAt('error', { err }, 'could not issue tokens')
       return undefined
     }
   }
 
   private scheduleExpiry (at: number): void {
     this.expiresAt = at
-    this.setTimer(at - Date.now(), () => this.expired())
+    this.setTimer(at - Date.now(), Timer.Expiry)
   }
 
   private expired (): void {
@@ -566,7 +670,7 @@ export class Session implements StreamOwner {
     if (Date.now() < at) return this.scheduleExpiry(at)
     // Paused: the re-check runs at resume, when the client's frames (an auth_refresh) are read again.
     if (this.state !== 'running') return
-    this.reauthorizeOnExpiry().catch((err) => this.log.error({ err }, 're-authorization failed'))
+    this.reauthorizeOnExpiry().catch((err) => this.logAt('error', { err }, 're-authorization failed'))
   }
 
   /** The authorization expired: re-checked by its original method while the streams go on. */
@@ -578,10 +682,10 @@ export class Session implements StreamOwner {
     } catch (err) {
       // No verdict (the backend cannot be asked): keep the session, try again later.
       this.host.tokenRefreshes.inc({ result: 'error' })
-      this.log.warn({ err, event: 'reauthorization_failed' }, 'session could not be re-authorized; it goes on')
+      this.logAt('warn', { err, event: 'reauthorization_failed' }, 'session could not be re-authorized; it goes on')
       if (this.state !== 'refreshing') return
       this.moveTo('running')
-      this.setTimer(Math.min(REAUTH_RETRY_MS, this.host.limits.accessTtlMs), () => this.expired())
+      this.setTimer(Math.min(REAUTH_RETRY_MS, this.host.limits.accessTtlMs), Timer.Expiry)
       return
     }
     // Closed meanwhile, or an auth_refresh renewed the session first.
@@ -618,12 +722,8 @@ export class Session implements StreamOwner {
     if (this.state !== 'refreshing') return
     const grace = this.host.limits.jwtRefreshGraceMs
     this.send(framing.authRefreshRequired(reason, grace))
-    this.log.info({ event: 'auth_refresh_required', reason, grace_ms: grace }, 'the client must refresh')
-    this.setTimer(grace, () => {
-      this.host.tokenRefreshes.inc({ result: 'expired' })
-      this.log.info({ event: 'session_expired' }, 'no auth_refresh in time')
-      this.close(CloseCode.POLICY_VIOLATION, SessionCloseReasons.AUTH_EXPIRED)
-    })
+    this.logAt('info', { event: 'auth_refresh_required', reason, grace_ms: grace }, 'the client must refresh')
+    this.setTimer(grace, Timer.RefreshGrace)
   }
 
   /** Still authorized: the client gets a fresh auth_result and the session goes on untouched. */
@@ -632,11 +732,11 @@ export class Session implements StreamOwner {
     if (this.state === 'refreshing') this.moveTo('running')
     this.send(framing.authAccepted(this.id, principal, tokens))
     this.scheduleExpiry(Date.now() + this.host.limits.accessTtlMs)
-    this.log.info({ event: 'session_reauthorized', by, user_id: this.userId }, 'session re-authorized')
+    this.logAt('info', { event: 'session_reauthorized', by, user_id: this.userId }, 'session re-authorized')
   }
 
   private revoke (reason: string): void {
-    this.log.info({ event: 'session_revoked', reason }, 'session authorization revoked')
+    this.logAt('info', { event: 'session_revoked', reason }, 'session authorization revoked')
     this.close(CloseCode.POLICY_VIOLATION, SessionCloseReasons.AUTH_REVOKED)
   }
 
@@ -644,12 +744,13 @@ export class Session implements StreamOwner {
 
   private holdTraffic (): void {
     this.updateFlow()
-    this.log.info({ event: 'session_paused', device_id: this.deviceId }, 'session paused')
+    this.logAt('info', { event: 'session_paused', device_id: this.deviceId }, 'session paused')
   }
 
   private releaseTraffic (): void {
-    this.log.info({ event: 'session_resumed', device_id: this.deviceId }, 'session resumed')
-    const held = this.held.splice(0)
+    this.logAt('info', { event: 'session_resumed', device_id: this.deviceId }, 'session resumed')
+    const held = this.held ?? []
+    this.held = undefined
     this.heldSize = 0
     for (const item of held) {
       if (!this.live()) break
@@ -669,11 +770,13 @@ export class Session implements StreamOwner {
     // → stopping → closed (an admin stop is in stopping already): the session leaves the registry.
     this.connection.close()
     this.clearTimer()
-    for (const stream of [...this.streams.values()]) {
-      this.removeStream(stream)
-      stream.destroy()
+    if (this.streams !== undefined) {
+      for (const stream of [...this.streams.values()]) {
+        this.removeStream(stream)
+        stream.destroy()
+      }
     }
-    this.held.length = 0
+    this.held = undefined
     this.heldSize = 0
     if (by === 'gateway' && this.socket.readyState === WebSocket.OPEN) {
       try {
@@ -685,7 +788,7 @@ export class Session implements StreamOwner {
     }
     this.host.sessionEnded(this)
     if (this.principal !== undefined) {
-      this.log.info({
+      this.logAt('info', {
         event: 'session_ended',
         device_id: this.deviceId,
         code,
@@ -696,7 +799,7 @@ export class Session implements StreamOwner {
         duration_ms: Date.now() - this.startedAt
       }, 'session ended')
     } else {
-      this.log.debug({ event: 'connection_ended', state: was, code, closed_by: by }, 'connection ended before a session started')
+      this.logAt('debug', { event: 'connection_ended', state: was, code, closed_by: by }, 'connection ended before a session started')
     }
   }
 
@@ -716,13 +819,39 @@ export class Session implements StreamOwner {
     return this.state === 'stopping' || this.state === 'closed'
   }
 
-  private setTimer (ms: number, fn: () => void): void {
-    clearTimeout(this.timer)
-    this.timer = setTimeout(fn, Math.min(Math.max(ms, 0), MAX_TIMER_MS))
+  // ---- the session's one timer
+
+  private setTimer (ms: number, timer: Timer): void {
+    this.timer = timer
+    this.host.deadlines.set(this, ms)
   }
 
   private clearTimer (): void {
-    clearTimeout(this.timer)
-    this.timer = undefined
+    this.timer = Timer.None
+    this.host.deadlines.clear(this)
+  }
+
+  /** `host.deadlines`: the deadline set last passed. */
+  deadlinePassed (): void {
+    const timer = this.timer
+    this.timer = Timer.None
+    try {
+      switch (timer) {
+        case Timer.Hello:
+          this.logAt('info', { event: 'hello_timeout' }, 'no hello in time')
+          this.close(CloseCode.POLICY_VIOLATION, 'hello_timeout')
+          return
+        case Timer.Expiry:
+          this.expired()
+          return
+        case Timer.RefreshGrace:
+          this.host.tokenRefreshes.inc({ result: 'expired' })
+          this.logAt('info', { event: 'session_expired' }, 'no auth_refresh in time')
+          this.close(CloseCode.POLICY_VIOLATION, SessionCloseReasons.AUTH_EXPIRED)
+      }
+    } catch (err) {
+      // One session's bug must not stop the other sessions' deadlines.
+      this.logAt('error', { err, event: 'timer_failed' }, 'session timer failed')
+    }
   }
 }

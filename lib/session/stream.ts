@@ -28,6 +28,8 @@ export type WriteResult = 'taken' | 'blocked' | 'overflow'
  * ready wait here, in order, up to `bufferLimit` bytes.
  */
 export class Stream {
+  /** The start of this stream's `stream_data` frames to the client (framing.streamDataHead), made once. */
+  dataHead: Buffer | undefined
   private current: StreamState = 'opening'
   private connection: UpstreamConnection | undefined
   private readonly pending: Buffer[] = []

@@ -1,4 +1,7 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
+import type { TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { test } from 'tap'
 import { DeviceListAuthenticator } from '../../lib/auth/device-list.js'
 import { isCheckFailure } from '../../lib/auth/types.js'
@@ -6,6 +9,9 @@ import { parseClientFrame } from '../../lib/session/framing.js'
 import { canTransition, CONNECTION_STATES } from '../../lib/registry.js'
 import { SESSION_PHASES, SESSION_TRANSITIONS } from '../../lib/session/session.js'
 import { parseTarget } from '../../lib/upstreams/index.js'
+import { ClientFrameSchemas, StreamIdSchema } from '../../schemas/frames.js'
+
+type Test = { fail: (message: string) => unknown }
 
 function parse (value: unknown): ReturnType<typeof parseClientFrame> {
   return parseClientFrame(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), false)
@@ -99,4 +105,106 @@ test('session phases are the registry states seen from the client: every phase m
     }
   }
   t.equal(SESSION_PHASES.refreshing, 'running')
+})
+
+/**
+ * The parser before the fast paths (every frame through JSON.parse and the schema's error
+ * walker, base64 by the schema's pattern): the answers must not have changed, only their cost.
+ */
+const referenceChecks = new Map<string, TypeCheck<TSchema>>(
+  Object.entries(ClientFrameSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)])
+)
+const referenceStreamId = TypeCompiler.Compile(StreamIdSchema)
+function reference (raw: Buffer): { ok: boolean, message?: string, streamId?: unknown, frame?: unknown } {
+  let value: unknown
+  try {
+    value = JSON.parse(raw.toString('utf8'))
+  } catch {
+    return { ok: false, message: 'frame is not valid JSON' }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false }
+  const obj = value as Record<string, unknown>
+  const streamId = referenceStreamId.Check(obj.stream_id) ? obj.stream_id : undefined
+  const type = obj.type
+  if (typeof type !== 'string') return { ok: false, streamId }
+  const check = referenceChecks.get(type)
+  if (check === undefined) return { ok: false, streamId }
+  const first = check.Errors(obj).First()
+  if (first !== undefined) {
+    const where = first.path === '' ? 'frame' : first.path.slice(1)
+    const text = `${type}: ${where}: ${first.message}`
+    return { ok: false, message: text.length > 120 ? `${text.slice(0, 120)}…` : text, streamId }
+  }
+  if (type === 'stream_data' && (obj.data as string).length % 4 !== 0) {
+    return { ok: false, message: 'stream_data: data: base64 length must be a multiple of 4', streamId }
+  }
+  return { ok: true, frame: obj }
+}
+
+function sameAsReference (t: Test, raw: Buffer): boolean {
+  const got = parseClientFrame(raw, false)
+  const want = reference(raw)
+  if (got.ok !== want.ok) {
+    t.fail(`${raw.toString().slice(0, 80)}: ok ${String(got.ok)}, expected ${String(want.ok)}`)
+    return false
+  }
+  if (got.ok) {
+    if (!isDeepStrictEqual(got.frame, want.frame)) {
+      t.fail(`${raw.toString().slice(0, 80)}: frame ${JSON.stringify(got.frame).slice(0, 80)}`)
+      return false
+    }
+    const frame = got.frame as { type: string, data?: string }
+    if (frame.type === 'stream_data' && !Buffer.from(frame.data as string, 'base64').equals(got.bytes as Buffer)) {
+      t.fail(`${raw.toString().slice(0, 80)}: payload differs`)
+      return false
+    }
+    return true
+  }
+  if (!isDeepStrictEqual(got.streamId, want.streamId) || (want.message !== undefined && got.message !== want.message)) {
+    t.fail(`${raw.toString().slice(0, 80)}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`)
+    return false
+  }
+  return true
+}
+
+test('stream_data: the fast paths answer as JSON.parse and the schema do, for near misses too', async (t) => {
+  let seed = 20261122
+  const rnd = (): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0
+    return seed / 2 ** 32
+  }
+  const int = (n: number): number => Math.floor(rnd() * n)
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]
+  const base = ['', 'QQ==', 'QUI=', 'QUJD', '+/+/', randomBytes(300).toString('base64'), randomBytes(301).toString('base64'), randomBytes(302).toString('base64')]
+  const intruders = ['-', '_', '=', '==', '===', ' ', '\n', '\\/', '\\u0041', '\\u0141', '\\u012d', '\\"', '"', 'é', 'Ł', '\u0141', '\u012d', '\u0000', '\t', '!', '.', '\u00ff', '\uD83D\uDE00']
+  const ids = ['0', '1', '42', '007', '-1', '1.0', '1e2', '9007199254740991', '9007199254740992', '9007199254740993', '12345678901234567', '"a"', '"ü"', '""', `"${'x'.repeat(64)}"`, `"${'x'.repeat(65)}"`, '"a\\"b"', '"a\\\\"', '"\\u0061"', 'null', 'true', '[]']
+  let checked = 0
+  let failures = 0
+  for (let n = 0; n < 6000 && failures < 5; n++) {
+    let data = pick(base)
+    for (let k = int(3); k > 0; k--) {
+      const at = int(data.length + 1)
+      data = data.slice(0, at) + pick(intruders) + data.slice(at + (rnd() < 0.5 ? 1 : 0))
+    }
+    const id = rnd() < 0.6 ? pick(['0', '1', '42', '"a"']) : pick(ids)
+    let text = `{"type":"stream_data","stream_id":${id},"data":"${data}"}`
+    switch (int(8)) {
+      case 0: text = `{"type":"stream_data","data":"${data}","stream_id":${id}}`; break
+      case 1: text = text.replace(':', ': '); break
+      case 2: text = `${text} `; break
+      case 3: text = text.replace('"}', '","extra":1}'); break
+      case 4: text = text.slice(0, -1); break
+      default: break
+    }
+    if (!sameAsReference(t, Buffer.from(text))) failures++
+    checked++
+  }
+  const nearMisses = ['QU_D', 'QU-D', 'QUJ=D===', 'A===', '====', 'QQ==QQ==', '\\u0141AAA', 'ŁAAA', 'QUJD\\n', 'QU\\/D']
+  for (const data of [...base, ...nearMisses]) {
+    for (const id of ids) {
+      if (!sameAsReference(t, Buffer.from(`{"type":"stream_data","stream_id":${id},"data":"${data}"}`))) failures++
+      checked++
+    }
+  }
+  t.equal(failures, 0, `${checked} frames answered as before`)
 })

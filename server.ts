@@ -59,6 +59,7 @@ async function main (): Promise<void> {
   try {
     await fastify.listen({ host: config.listen.host, port: config.listen.port })
   } catch (err) {
+    if (err instanceof ConfigError) fail(err.message)
     fail(`cannot listen on ${config.listen.host}:${config.listen.port} (listen_addr / GATEWAY_LISTEN_ADDR): ${(err as Error).message}`)
   }
 }

@@ -14,6 +14,7 @@ export const IllegalTransitionError = createError('ILLEGAL_TRANSITION', 'Connect
 export const InvalidRefreshTokenError = createError('INVALID_REFRESH_TOKEN', 'Refresh token is invalid: %s', 401)
 export const AuthUnavailableError = createError('AUTH_UNAVAILABLE', 'Authentication backend unavailable: %s', 503)
 export const BadRequestError = createError('BAD_REQUEST', 'Bad request: %s', 400)
+export const UpgradeRequiredError = createError('UPGRADE_REQUIRED', '%s is a WebSocket endpoint: connect with a WebSocket upgrade', 426)
 
 /** Codes used for HTTP errors that do not come from the gateway's own error classes. */
 export const STATUS_CODES: Record<number, string> = {

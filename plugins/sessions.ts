@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { ConfigError } from '../lib/config.js'
 import { CloseCode } from '../lib/errors.js'
 import { SessionManager } from '../lib/session/manager.js'
 
@@ -35,7 +36,7 @@ export default fp(async (fastify) => {
   // Checked once every plugin had its chance to register an upstream kind.
   fastify.addHook('onReady', async () => {
     if (fastify.upstreams.get(config.defaultUpstream) === undefined) {
-      throw new Error(`default_upstream (GATEWAY_DEFAULT_UPSTREAM) names ${JSON.stringify(config.defaultUpstream)}, which is not an upstream; known: ${fastify.upstreams.names().join(', ')}`)
+      throw new ConfigError('default_upstream (GATEWAY_DEFAULT_UPSTREAM)', `names ${JSON.stringify(config.defaultUpstream)}, which is not an upstream; known: ${fastify.upstreams.names().join(', ')}`)
     }
   })
   fastify.addHook('onClose', async () => { sessions.closeAll(CloseCode.GOING_AWAY, 'server shutting down') })

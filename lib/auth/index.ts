@@ -77,6 +77,8 @@ function devicePrincipal (deviceId: string, check: Extract<DeviceCheck, { allowe
  */
 export class Authenticator {
   private readonly grants = new WeakMap<Principal, Grant>()
+  /** The refresh family a principal's tokens belong to, so a re-check renews within it. */
+  private readonly families = new WeakMap<Principal, string>()
   private readonly inflight = new Map<string, Promise<AuthResult>>()
 
   constructor (private readonly opts: AuthenticatorOptions) {}
@@ -125,6 +127,7 @@ export class Authenticator {
     if (this.opts.refresh.isRevoked(result.sid)) return refuse('token revoked')
     const principal = result.principal
     this.grants.set(principal, { method: 'family', sid: result.sid })
+    this.families.set(principal, result.sid)
     return allow(principal)
   }
 
@@ -152,8 +155,24 @@ export class Authenticator {
     const stored: Principal = { ...principal }
     delete stored.expires_at
     const { family, token } = this.opts.refresh.issue(stored, credential)
+    this.families.set(principal, family.sid)
     const access = this.opts.tokens.sign(stored, family.sid)
     return { access_token: access.token, refresh_token: token, expires_in: access.expiresIn }
+  }
+
+  /**
+   * A new access token in the login the principal's tokens already belong to (after a
+   * successful `reauthorize` of a live session): no new refresh family, so a long
+   * session does not pile up logins; the client keeps its refresh token. Undefined when
+   * the principal has no live login, or it was revoked.
+   */
+  renewAccess (principal: Principal): { access_token: string, expires_in: number } | undefined {
+    const sid = this.families.get(principal)
+    if (sid === undefined || this.opts.refresh.isRevoked(sid) || this.opts.refresh.family(sid) === undefined) return undefined
+    const stored: Principal = { ...principal }
+    delete stored.expires_at
+    const access = this.opts.tokens.sign(stored, sid)
+    return { access_token: access.token, expires_in: access.expiresIn }
   }
 
   /**
@@ -185,6 +204,7 @@ export class Authenticator {
     family.principal = principal
     const access = this.opts.tokens.sign(principal, family.sid)
     this.grants.set(principal, family.credential)
+    this.families.set(principal, family.sid)
     this.opts.onRefresh?.('ok')
     return { ok: true, principal, tokens: { access_token: access.token, refresh_token: token, expires_in: access.expiresIn } }
   }
@@ -218,6 +238,8 @@ export class Authenticator {
     const fresh = devicePrincipal(credential.device_id, check)
     this.opts.cache.set(key, fresh)
     this.grants.set(fresh, grant ?? credential)
+    const sid = grant?.method === 'family' ? grant.sid : this.families.get(principal)
+    if (sid !== undefined) this.families.set(fresh, sid)
     return { status: 'allowed', principal: fresh }
   }
 

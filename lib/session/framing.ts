@@ -187,7 +187,10 @@ function helloProblem (hello: HelloFrame): string | undefined {
 
 // Gateway → client frames, serialized once here so the shapes match schemas/frames.ts.
 
-export function authAccepted (sessionId: string, principal: Principal, tokens?: TokenPair): string {
+/** A fresh access token alone (a re-check renews within the login: the client keeps its refresh token), or a new pair. */
+export type IssuedTokens = Omit<TokenPair, 'refresh_token'> & { refresh_token?: string }
+
+export function authAccepted (sessionId: string, principal: Principal, tokens?: IssuedTokens): string {
   return JSON.stringify({
     type: 'auth_result',
     allowed: true,

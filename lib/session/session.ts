@@ -25,6 +25,9 @@ import { Stream, type StreamOwner } from './stream.js'
  * state machine): initial → authorizing → running ⇄ paused, running → refreshing → running,
  * any → stopping → closed.
  */
+/** Bytes queued to a client, in high-water marks, past which it is dropped. */
+const HARD_CAP_FACTOR = 8
+
 export type SessionState = ConnectionState
 
 /** The lifecycle as a client sees it: the registry's states without the gateway's inner steps. */
@@ -607,6 +610,13 @@ export class Session implements StreamOwner, Timed {
     }
     const buffered = this.socket.bufferedAmount
     if (buffered > this.peakBuffered) this.peakBuffered = buffered
+    // The last bound: replies to frames read before the client was paused can still pile up; past
+    // this a client that reads nothing is cut (a close frame would wait behind what it does not read).
+    if (buffered > this.host.limits.highWaterBytes * HARD_CAP_FACTOR) {
+      this.logAt('warn', { buffered }, 'client not reading: connection dropped')
+      this.socket.terminate()
+      return
+    }
     if (!this.clientSlow && buffered >= this.host.limits.highWaterBytes) {
       this.clientSlow = true
       this.updateFlow()
@@ -629,7 +639,8 @@ export class Session implements StreamOwner, Timed {
     if (this.ended()) return
     const upstreams = this.upstreamsFlowing()
     if (this.streams !== undefined) for (const stream of this.streams.values()) stream.setReading(upstreams)
-    const client = (this.blocked?.size ?? 0) === 0 && (this.state !== 'paused' || this.heldSize < this.host.limits.pausedBufferBytes)
+    // A client that does not read what it is sent is not read either: its frames (pings, junk) would only add replies.
+    const client = !this.clientSlow && (this.blocked?.size ?? 0) === 0 && (this.state !== 'paused' || this.heldSize < this.host.limits.pausedBufferBytes)
     if (client && this.socket.isPaused) this.socket.resume()
     else if (!client && !this.socket.isPaused) this.socket.pause()
   }
@@ -692,7 +703,8 @@ export class Session implements StreamOwner, Timed {
     if (this.state !== 'refreshing') return
     if (result.status === 'allowed') {
       this.host.tokenRefreshes.inc({ result: 'ok' })
-      this.renew(result.principal, this.issueTokens(result.principal), 'expiry')
+      // Within the session's login: no new refresh family per re-check (the client keeps its refresh token).
+      this.renew(result.principal, this.host.authenticator.renewAccess(result.principal) ?? this.issueTokens(result.principal), 'expiry')
     } else if (result.status === 'refused') {
       this.host.tokenRefreshes.inc({ result: 'refused' })
       this.revoke(result.reason)
@@ -727,7 +739,7 @@ export class Session implements StreamOwner, Timed {
   }
 
   /** Still authorized: the client gets a fresh auth_result and the session goes on untouched. */
-  private renew (principal: Principal, tokens: TokenPair | undefined, by: 'expiry' | 'auth_refresh'): void {
+  private renew (principal: Principal, tokens: framing.IssuedTokens | undefined, by: 'expiry' | 'auth_refresh'): void {
     this.setPrincipal(principal)
     if (this.state === 'refreshing') this.moveTo('running')
     this.send(framing.authAccepted(this.id, principal, tokens))

@@ -196,11 +196,16 @@ test('expiry: a device still allowed is re-checked afresh and continues; once de
   t.equal(await echoes(c, 'e', 'one'), 'one')
   const checks = stub.requests.length
 
-  // Still allowed: a fresh auth_result with a new pair, nothing else changes.
+  // Still allowed: a fresh auth_result with a new access token in the same login, nothing else changes.
   const { frame: fresh, others } = await until(c, 'auth_result')
   t.match(fresh, { allowed: true, session_id: first.session_id, user_id: 'user-of-allow-e1' })
-  t.type(fresh.refresh_token, 'string')
-  t.not(fresh.refresh_token, first.refresh_token)
+  t.type(fresh.access_token, 'string')
+  t.equal(fresh.refresh_token, undefined, 'no new login per re-check: the client keeps its refresh token')
+  const { frame: again } = await until(c, 'auth_result')
+  t.equal(again.refresh_token, undefined)
+  // The one refresh token of the session still works, once.
+  const spent = await fetch(`${gw.url}/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: first.refresh_token }) })
+  t.equal(spent.status, 200)
   t.same(others, [], 'no stream was closed')
   t.ok(stub.requests.length > checks, 'the backend was asked again (no cache)')
   t.equal(await echoes(c, 'e', 'two'), 'two', 'the open stream still works')

@@ -188,3 +188,10 @@ test('/ws upgrades count against the top-level rate limit', async (t) => {
   a.close()
   b.close()
 })
+
+test('a plain HTTP GET on /ws gets a JSON 426 UPGRADE_REQUIRED', async (t) => {
+  const gw = await startGateway(t)
+  const res = await fetch(`${gw.url}/ws`)
+  t.equal(res.status, 426)
+  t.same(await res.json(), { error: { code: 'UPGRADE_REQUIRED', message: '/ws is a WebSocket endpoint: connect with a WebSocket upgrade' } })
+})

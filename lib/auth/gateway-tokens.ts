@@ -13,8 +13,29 @@ export type AccessTokenResult =
  * The gateway's short-lived access tokens: a JWT carrying the principal (`sub`, `did`,
  * `mth`, `scp`) and `sid`, the refresh family it belongs to.
  */
+/** Verified access tokens remembered at once; the oldest is dropped first. */
+export const VERIFIED_CACHE_MAX = 10_000
+
 export class GatewayTokens {
+  /**
+   * Tokens already verified, by their exact text, until they expire: a busy client
+   * presents the same token on every request, and decoding plus an HMAC per request was
+   * most of what `auth: required` cost. Revocation is still checked by the caller each time.
+   */
+  private readonly verified = new Map<string, { principal: Principal, sid: string }>()
+
   constructor (private readonly codec: JwtCodec, private readonly algorithm: string, readonly ttlMs: number) {}
+
+  /** A token verified before and not expired since (a fresh principal object), or undefined. */
+  lookup (token: string): AccessTokenResult | undefined {
+    const hit = this.verified.get(token)
+    if (hit === undefined) return undefined
+    if ((hit.principal.expires_at as number) <= Date.now()) {
+      this.verified.delete(token)
+      return undefined
+    }
+    return { ok: true, principal: { ...hit.principal, scopes: [...hit.principal.scopes] }, sid: hit.sid }
+  }
 
   /** True when a token says it is the gateway's (unverified: only chooses the verifier). */
   static claims (token: string): boolean {
@@ -49,6 +70,8 @@ export class GatewayTokens {
     }
     if (typeof did === 'string') principal.device_id = did
     if (typeof sst === 'string') principal.subscription_status = sst
+    if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value as string)
+    this.verified.set(token, { principal: { ...principal, scopes: [...principal.scopes] }, sid })
     return { ok: true, principal, sid }
   }
 }

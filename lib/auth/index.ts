@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { ApiKeyStore } from './api-keys.js'
 import { AuthCache, type PrincipalFilter } from './cache.js'
 import type { ExternalJwtVerifier } from './external-jwt.js'
-import { GatewayTokens } from './gateway-tokens.js'
+import { GatewayTokens, type AccessTokenResult } from './gateway-tokens.js'
 import { allow, refuse, type AuthResult, type Principal, type ReauthResult, type TokenPair } from './principal.js'
 import type { RefreshStore, RotateResult } from './refresh-store.js'
 import { isCheckFailure, type DeviceAuthenticator, type DeviceCheck } from './types.js'
@@ -122,7 +122,10 @@ export class Authenticator {
 
   /** A gateway access token: its signature, expiry, and that its refresh family was not revoked. */
   authenticateAccessToken (token: string): AuthResult {
-    const result = this.opts.tokens.verify(token)
+    return this.acceptAccessToken(this.opts.tokens.lookup(token) ?? this.opts.tokens.verify(token))
+  }
+
+  private acceptAccessToken (result: AccessTokenResult): AuthResult {
     if (!result.ok) return result
     if (this.opts.refresh.isRevoked(result.sid)) return refuse('token revoked')
     const principal = result.principal
@@ -134,6 +137,9 @@ export class Authenticator {
   /** `Authorization: Bearer`: the gateway's own access token, otherwise an external JWT. */
   authenticateBearer (token: string): AuthResult {
     if (token === '') return refuse('empty bearer token')
+    // A token verified before skips the peek that chooses the verifier.
+    const known = this.opts.tokens.lookup(token)
+    if (known !== undefined) return this.acceptAccessToken(known)
     return GatewayTokens.claims(token) ? this.authenticateAccessToken(token) : this.authenticateJwt(token)
   }
 

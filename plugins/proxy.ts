@@ -68,7 +68,7 @@ function refuseUnsafePath (request: FastifyRequest, _reply: FastifyReply, done: 
 /** The upstream WebSocket URL for a request under the route's prefix. */
 function wsTarget (route: RouteConfig, url: string): string {
   const base = route.upstream.replace(/^http/, 'ws')
-  const rest = url.slice(route.prefix === '/' ? 0 : route.prefix.length)
+  const rest = url.slice(route.prefix.length)
   const rewrite = route.rewritePrefix.endsWith('/') ? route.rewritePrefix.slice(0, -1) : route.rewritePrefix
   const path = rest === '' || rest.startsWith('?') ? `${rewrite === '' ? '/' : rewrite}${rest}` : `${rewrite}${rest}`
   return base + path
@@ -118,7 +118,7 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
   }
 
   // `prefix/` explicitly: http-proxy's static `prefix/` route would otherwise win over `prefix/*`.
-  for (const url of route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/`, `${route.prefix}/*`]) {
+  for (const url of [route.prefix, `${route.prefix}/`, `${route.prefix}/*`]) {
     scope.route({
       method: 'GET',
       url,
@@ -183,7 +183,7 @@ async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Pro
     const forwarder = new HttpForwarder({
       origin: route.upstream,
       timeoutMs: route.timeoutMs,
-      prefix: route.prefix === '/' ? '' : route.prefix,
+      prefix: route.prefix,
       rewritePrefix: route.rewritePrefix === '/' ? '' : route.rewritePrefix,
       requestHeaders: upstreamRequestHeaders
     })
@@ -191,7 +191,7 @@ async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Pro
 
     await scope.register(httpProxy, {
       upstream: route.upstream,
-      prefix: route.prefix === '/' ? '' : route.prefix,
+      prefix: route.prefix,
       rewritePrefix: route.rewritePrefix,
       websocket: false,
       config: rateLimit !== undefined ? { rateLimit } : {},

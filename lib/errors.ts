@@ -62,6 +62,7 @@ export type WsErrorCode = typeof WsErrorCode[keyof typeof WsErrorCode]
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,

@@ -125,17 +125,17 @@ export class Connection {
     this.controls = controls
   }
 
-  /** A message of `bytes` came from the client. */
-  countIn (bytes: number): void {
+  /** `messages` messages of `bytes` payload bytes in all came from the client. */
+  countIn (bytes: number, messages = 1): void {
     this.bytesIn += bytes
-    this.messagesIn++
+    this.messagesIn += messages
     this.lastActiveAt = Date.now()
   }
 
-  /** A message of `bytes` went to the client. */
-  countOut (bytes: number): void {
+  /** `messages` messages of `bytes` payload bytes in all went to the client. */
+  countOut (bytes: number, messages = 1): void {
     this.bytesOut += bytes
-    this.messagesOut++
+    this.messagesOut += messages
     this.lastActiveAt = Date.now()
   }
 

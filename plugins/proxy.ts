@@ -3,9 +3,12 @@ import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { RouteConfig } from '../schemas/config.js'
-import { BadPathError, BadRequestError, CloseCode, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
+import type { Socket } from 'node:net'
+import { BadPathError, BadRequestError, CloseCode, UpgradeRequiredError, UpstreamTimeoutError, UpstreamUnavailableError } from '../lib/errors.js'
 import { isUnsafePath } from '../lib/paths.js'
-import { connectUpstream, link, UpstreamConnectError, type LinkControls, type PendingUpstream } from '../lib/ws-proxy.js'
+import { acceptClient, connectUpstream, upgradeHead, UpstreamConnectError, type OpenUpstream } from '../lib/ws-proxy.js'
+import { Relay, type RelayControls } from '../lib/ws-relay.js'
+import { isValidKey } from '../lib/ws-frames.js'
 import type { Connection } from '../lib/registry.js'
 import type { Principal, ReauthResult } from '../lib/auth/principal.js'
 import { HttpForwarder } from '../lib/http-forward.js'
@@ -16,13 +19,8 @@ import { IDENTITY_HEADERS } from './route-auth.js'
 const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', ...IDENTITY_HEADERS])
 /** undici sets Host from the upstream origin (like nginx's default; the client's goes in x-forwarded-host) and refuses `expect`. */
 const HTTP_SKIP = new Set(['host', 'expect'])
-/** Headers the WebSocket client library sets itself for the upstream handshake. */
+/** Headers of the client's handshake that the gateway's own upstream handshake replaces. */
 const WS_SKIP = new Set(['host', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept', 'content-length'])
-const kPendingUpstream = Symbol('pendingUpstream')
-
-/** An upstream opened for an upgrade that is not linked yet, and what drops it if the client goes. */
-interface Unlinked { pending: PendingUpstream, drop: () => void }
-
 type Headers = Record<string, string | string[] | undefined>
 
 /** Names a client lists in Connection are hop-by-hop too; the usual values name no header. */
@@ -65,56 +63,51 @@ function refuseUnsafePath (request: FastifyRequest, _reply: FastifyReply, done: 
   else done()
 }
 
-/** The upstream WebSocket URL for a request under the route's prefix. */
-function wsTarget (route: RouteConfig, url: string): string {
-  const base = route.upstream.replace(/^http/, 'ws')
+/** The upstream URL of a WebSocket upgrade under the route's prefix (the handshake is HTTP). */
+function httpTarget (route: RouteConfig, url: string): string {
+  const base = route.upstream
   const rest = url.slice(route.prefix.length)
   const rewrite = route.rewritePrefix.endsWith('/') ? route.rewritePrefix.slice(0, -1) : route.rewritePrefix
   const path = rest === '' || rest.startsWith('?') ? `${rewrite === '' ? '/' : rewrite}${rest}` : `${rewrite}${rest}`
   return base + path
 }
 
+/** Checks the client's handshake before an upstream is dialled: the key and version of RFC 6455 §4.2.1. */
+function clientKey (request: FastifyRequest): string {
+  if (!request.ws) throw new BadRequestError('not a WebSocket upgrade')
+  if (request.headers['sec-websocket-version'] !== '13') throw new UpgradeRequiredError(request.url)
+  const key = request.headers['sec-websocket-key']
+  if (!isValidKey(key)) throw new BadRequestError('missing or invalid Sec-WebSocket-Key')
+  return key
+}
+
 function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rateLimit: object | undefined): void {
-  const openUpstream = async (request: FastifyRequest): Promise<void> => {
-    if (!request.ws) throw new BadRequestError('not a WebSocket upgrade')
+  /**
+   * The route's last preHandler does the whole upgrade: it dials the upstream (a failure is
+   * still an HTTP 502/504 to the client), then takes the client socket from Fastify
+   * (`reply.hijack()`, so the @fastify/websocket handler never runs) and relays bytes.
+   */
+  const relayUpgrade = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const key = clientKey(request)
     const headers = forwardedHeaders(request, WS_SKIP)
     const protocolHeader = request.headers['sec-websocket-protocol']
     const protocols = typeof protocolHeader === 'string' ? protocolHeader.split(',').map(p => p.trim()).filter(p => p !== '') : []
-    let pending: PendingUpstream
+    let upstream: OpenUpstream
     try {
-      pending = await connectUpstream(wsTarget(route, request.url), {
-        headers: headers as Record<string, string>,
-        protocols,
-        timeoutMs: route.timeoutMs,
-        maxPayload: scope.config.maxFrameBytes
-      })
+      upstream = await connectUpstream(httpTarget(route, request.url), { headers, protocols, timeoutMs: route.timeoutMs })
     } catch (err) {
       const timedOut = err instanceof UpstreamConnectError && err.timedOut
       throw timedOut ? new UpstreamTimeoutError(route.timeoutMs) : new UpstreamUnavailableError((err as Error).message)
     }
-    // If the client's upgrade fails or it leaves before the link is made, the upstream goes too.
-    const drop = (): void => { pending.socket.terminate() }
-    request.raw.socket.once('close', drop)
-    ;(request as unknown as Record<symbol, Unlinked>)[kPendingUpstream] = { pending, drop }
-  }
-
-  const handler = (client: WebSocket, request: FastifyRequest): void => {
-    const { pending, drop } = (request as unknown as Record<symbol, Unlinked>)[kPendingUpstream]
-    request.raw.socket.removeListener('close', drop)
-    const connection = scope.connections.open({ kind: 'ws_proxy', route: route.prefix, remoteAddress: request.ip, principal: request.principal ?? undefined })
-    const controls = link(client, pending, {
-      log: request.log,
-      pauseBufferBytes: scope.config.pauseBufferBytes,
-      traffic: connection,
-      onClose: () => { connection.close() }
-    })
-    // The route's auth hook ran before the upgrade: authorizing is already done.
-    connection.transition('authorizing')
-    connection.transition('running')
-    const principal = request.principal
-    const expiry = principal?.expires_at !== undefined ? watchExpiry(scope, connection, controls, principal) : undefined
-    connection.attach(controls)
-    if (expiry !== undefined) client.once('close', expiry)
+    reply.hijack()
+    const socket = request.raw.socket
+    // The client left while the upstream was dialled.
+    if (socket.destroyed || !socket.writable) {
+      upstream.socket.destroy()
+      return
+    }
+    acceptClient(socket, key, upstream.protocol, reply.getHeaders())
+    startRelay(scope, route, request, socket, upstream)
   }
 
   // `prefix/` explicitly: http-proxy's static `prefix/` route would otherwise win over `prefix/*`.
@@ -125,11 +118,35 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
       constraints: { upgrade: 'websocket' },
       exposeHeadRoute: false,
       config: rateLimit !== undefined ? { rateLimit } : {},
-      preHandler: openUpstream,
+      preHandler: relayUpgrade,
+      // Declared a WebSocket route for @fastify/websocket, but never reached: relayUpgrade hijacks the reply.
       websocket: true,
-      handler: handler as never
+      handler: ((client: WebSocket) => { client.terminate() }) as never
     })
   }
+}
+
+function startRelay (scope: FastifyInstance, route: RouteConfig, request: FastifyRequest, socket: Socket, upstream: OpenUpstream): void {
+  const connection = scope.connections.open({ kind: 'ws_proxy', route: route.prefix, remoteAddress: request.ip, principal: request.principal ?? undefined })
+  const relay = new Relay(socket, upstream.socket, {
+    log: request.log,
+    maxMessageBytes: scope.config.maxFrameBytes,
+    pauseBufferBytes: scope.config.pauseBufferBytes,
+    traffic: connection,
+    onClose: () => {
+      scope.websocketRelays.delete(relay)
+      expiry?.()
+      connection.close()
+    }
+  })
+  // The route's auth hook ran before the upgrade: authorizing is already done.
+  connection.transition('authorizing')
+  connection.transition('running')
+  const principal = request.principal
+  const expiry = principal?.expires_at !== undefined ? watchExpiry(scope, connection, relay, principal) : undefined
+  connection.attach(relay)
+  scope.websocketRelays.add(relay)
+  relay.start(upgradeHead(request.raw), upstream.head)
 }
 
 /** Retry delay when the authority cannot be asked at expiry. */
@@ -142,7 +159,7 @@ const RECHECK_RETRY_MS = 30_000
  * `token_expired` (a proxied socket has no in-band refresh). One timer per connection;
  * the returned function clears it.
  */
-function watchExpiry (scope: FastifyInstance, connection: Connection, controls: LinkControls, first: Principal): () => void {
+function watchExpiry (scope: FastifyInstance, connection: Connection, controls: RelayControls, first: Principal): () => void {
   let principal = first
   let timer: NodeJS.Timeout | undefined
   const schedule = (ms: number): void => {

@@ -6,6 +6,31 @@ import { CloseCode } from '../lib/errors.js'
 
 const kAlive = Symbol('alive')
 type TrackedSocket = WebSocket & { [kAlive]?: boolean }
+/** How long shutdown waits for relayed sockets to finish their close handshake. */
+const RELAY_SHUTDOWN_MS = 2000
+
+/** A proxied WebSocket relayed as bytes (lib/ws-relay.ts), kept alive and closed on shutdown like `ws` clients. */
+export interface RelayedSocket {
+  /** Pings the client; drops it when it missed the previous ping. */
+  heartbeat: () => void
+  stop: (code: number, reason: string) => void
+  terminate: () => void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Live relayed WebSockets; each removes itself when both of its sockets have closed. */
+    websocketRelays: Set<RelayedSocket>
+  }
+}
+
+/** Tells every relayed client the server is going away, and waits (bounded) for their close handshakes. */
+async function closeRelays (relays: Set<RelayedSocket>): Promise<void> {
+  for (const relay of relays) relay.stop(CloseCode.GOING_AWAY, 'server shutting down')
+  const deadline = Date.now() + RELAY_SHUTDOWN_MS
+  while (relays.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+  for (const relay of relays) relay.terminate()
+}
 
 /** A real WebSocket upgrade: GET with `Upgrade: websocket` and `Connection: upgrade` (RFC 6455 §4.1). */
 function isWebSocketUpgrade (req: IncomingMessage): boolean {
@@ -35,16 +60,18 @@ export default fp(async (fastify) => {
     deriveConstraint: (req: IncomingMessage) => isWebSocketUpgrade(req) ? 'websocket' : undefined as unknown as string
   })
 
+  const relays = new Set<RelayedSocket>()
+  fastify.decorate('websocketRelays', relays)
   await fastify.register(websocket, {
     options: { maxPayload: fastify.config.maxFrameBytes, clientTracking: true },
     // Shutdown: every client learns the server is going away (1001), not an abnormal drop.
     preClose (done) {
       for (const client of fastify.websocketServer.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down')
-      fastify.websocketServer.close(() => done())
+      closeRelays(relays).finally(() => { fastify.websocketServer.close(() => done()) })
     }
   })
 
-  // One interval pings every client; a peer that missed the previous pong is dead.
+  // One interval pings every client, `ws` and relayed; a peer that missed the previous pong is dead.
   const wss = fastify.websocketServer
   wss.on('connection', (socket: TrackedSocket) => {
     socket[kAlive] = true
@@ -59,6 +86,7 @@ export default fp(async (fastify) => {
       socket[kAlive] = false
       socket.ping()
     }
+    for (const relay of relays) relay.heartbeat()
   }, fastify.config.pingIntervalMs)
   timer.unref()
   fastify.addHook('onClose', async () => { clearInterval(timer) })

@@ -21,12 +21,11 @@ export interface ForwarderOptions {
 
 /**
  * Forwards one HTTP request upstream over a keep-alive undici Pool and writes the
- * answer straight to the client socket. It replaces @fastify/reply-from inside
- * @fastify/http-proxy (through its `handler` option), which keeps the plugin's routing,
- * prefix rewriting and traversal checks: reply-from copies headers several times,
+ * answer straight to the client socket. It does the work of @fastify/reply-from in
+ * @fastify/http-proxy's routes (plugins/proxy.ts): reply-from copies headers several times,
  * builds URLs and wraps the body in streams per request, and the profile showed that
  * as the proxy's main cost. Hooks still run: onResponse (metrics) fires on `finish`,
- * and headers set with `reply.header()` (request id, rate limit) are written here.
+ * and headers set with `reply.header()` (rate limit) and the request id are written here.
  */
 export class HttpForwarder {
   private readonly pool: Pool
@@ -42,17 +41,16 @@ export class HttpForwarder {
     })
   }
 
-  /** `path` is the rewritten upstream path (http-proxy's `dest`); the query goes as the client sent it. */
+  /** `path` is the rewritten upstream path with the query as the client sent it. */
   forward (request: FastifyRequest, reply: FastifyReply, path: string): void {
     reply.hijack()
     const raw = request.raw
-    const query = raw.url?.indexOf('?') ?? -1
     const method = request.method as Dispatcher.HttpMethod
     const hasBody = raw.headers['content-length'] !== undefined ? raw.headers['content-length'] !== '0' : raw.headers['transfer-encoding'] !== undefined
     const handler = new ResponseWriter(request, reply, this.opts)
     this.pool.dispatch({
       origin: this.opts.origin,
-      path: query >= 0 ? path + (raw.url as string).slice(query) : path,
+      path,
       method,
       headers: this.opts.requestHeaders(request) as Record<string, string>,
       body: hasBody ? raw : null
@@ -98,12 +96,15 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
       const value = own[name]
       if (value !== undefined) out[name] = value
     }
+    out['x-request-id'] = this.request.id
     this.res.writeHead(statusCode, out)
-    this.res.on('drain', () => controller.resume())
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.res.write(chunk)) controller.pause()
+    if (this.res.write(chunk)) return
+    // Backpressure: the upstream is not read until the client has taken this chunk.
+    controller.pause()
+    this.res.once('drain', () => { controller.resume() })
   }
 
   onResponseEnd (): void {
@@ -121,7 +122,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const error = TIMEOUT_CODES.has(code) ? new UpstreamTimeoutError(this.opts.timeoutMs) : new UpstreamUnavailableError(code !== '' ? code : err.message)
     this.request.log.warn({ err }, 'upstream request failed')
     const body = JSON.stringify({ error: { code: error.code, message: error.message } })
-    const headers: Record<string, string | number | string[]> = { ...this.reply.getHeaders() as Record<string, string>, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
+    const headers: Record<string, string | number | string[]> = { ...this.reply.getHeaders() as Record<string, string>, 'x-request-id': this.request.id, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
     this.res.writeHead(error.statusCode as number, headers)
     this.res.end(body)
   }

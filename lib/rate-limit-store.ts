@@ -1,46 +1,30 @@
-interface Window { current: number, ttl: number, startMs: number }
-type Callback = (err: Error | null, res: { current: number, ttl: number }) => void
+interface Window { count: number, startMs: number }
 
-/** Most client buckets held at once; the oldest is dropped first, so memory stays bounded. */
+/** Most client buckets held at once; the least recently used is dropped first, so memory stays bounded. */
 export const MAX_BUCKETS = 10_000
 
+/** One hit's outcome: the count in the current window and the milliseconds until it resets. */
+export interface Hit { count: number, resetMs: number }
+
 /**
- * A fixed-window store for @fastify/rate-limit whose children share one map.
- * The stock store gives every route registration its own counters, so `/api`,
- * `/api/*` and the WebSocket routes of one prefix would each get the full budget.
- * Here a gateway route is one bucket per client: keys carry the route's `groupId`.
+ * Fixed-window counters, one per key (client address + gateway route). All routes of one
+ * gateway route (its HTTP and WebSocket routes) share a key, so they share one budget.
+ * Synchronous: counting a request costs a map lookup, not a promise.
  */
-export class SharedWindowStore {
-  private readonly windows: Map<string, Window>
+export class WindowCounter {
+  private readonly windows = new Map<string, Window>()
 
-  constructor (_params?: unknown, windows?: Map<string, Window>) {
-    this.windows = windows ?? new Map()
-  }
+  constructor (private readonly maxBuckets = MAX_BUCKETS) {}
 
-  incr (key: string, cb: Callback, timeWindow: number): void {
-    const now = Date.now()
+  hit (key: string, windowMs: number, now = Date.now()): Hit {
     let w = this.windows.get(key)
-    if (w === undefined || w.startMs + timeWindow <= now) {
-      w = { current: 0, ttl: timeWindow, startMs: now }
-    }
-    w.current++
-    w.ttl = timeWindow - (now - w.startMs)
-    // Re-insert so the map's order is least recently used first.
-    this.windows.delete(key)
+    if (w === undefined || w.startMs + windowMs <= now) w = { count: 0, startMs: now }
+    else this.windows.delete(key)
+    w.count++
+    // Re-inserted on every hit, so the map's order is least recently used first.
     this.windows.set(key, w)
-    if (this.windows.size > MAX_BUCKETS) this.windows.delete(this.windows.keys().next().value as string)
-    cb(null, { current: w.current, ttl: w.ttl })
-  }
-
-  read (key: string, cb: Callback, timeWindow: number): void {
-    const w = this.windows.get(key)
-    const now = Date.now()
-    if (w === undefined || w.startMs + timeWindow <= now) cb(null, { current: 0, ttl: 0 })
-    else cb(null, { current: w.current, ttl: timeWindow - (now - w.startMs) })
-  }
-
-  child (): SharedWindowStore {
-    return new SharedWindowStore(undefined, this.windows)
+    if (this.windows.size > this.maxBuckets) this.windows.delete(this.windows.keys().next().value as string)
+    return { count: w.count, resetMs: w.startMs + windowMs - now }
   }
 
   get size (): number {

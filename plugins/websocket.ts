@@ -44,7 +44,7 @@ function isWebSocketUpgrade (req: IncomingMessage): boolean {
  * @fastify/websocket owns the server's `upgrade` event for every WebSocket endpoint,
  * the gateway's own and the proxied ones, so that nothing else fights over it.
  * Proxy routes claim upgrades with the `upgrade: 'websocket'` route constraint,
- * beside the plain HTTP routes of @fastify/http-proxy on the same path.
+ * beside the plain HTTP routes of the proxy on the same path.
  */
 export default fp(async (fastify) => {
   fastify.addConstraintStrategy({

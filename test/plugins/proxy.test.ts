@@ -54,6 +54,33 @@ test('GET and POST are proxied with the prefix stripped, bodies streamed both wa
   t.equal(received, 64 * 64 * 1024)
 })
 
+test('every method and content type is proxied unparsed; the prefix alone and prefix/ reach the upstream root', async (t) => {
+  const up = await startHttpUpstream(t, (req, res) => {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      res.setHeader('x-seen', `${req.method ?? ''} ${req.url ?? ''} ${req.headers['content-type'] ?? '-'} ${body}`)
+      res.end(req.method === 'HEAD' ? undefined : 'ok')
+    })
+  })
+  const gw = await buildGateway(t, { routes: [{ prefix: '/api', upstream: up.url, auth: 'none' }] })
+  const cases: Array<[string, string, string | undefined, string | undefined, string]> = [
+    ['POST', '/api/text', 'text/plain', 'plain words', 'POST /text text/plain plain words'],
+    ['PUT', '/api/form', 'application/x-www-form-urlencoded', 'a=1&b=2', 'PUT /form application/x-www-form-urlencoded a=1&b=2'],
+    ['PATCH', '/api/odd?x=1', 'application/weird', '{not json', 'PATCH /odd?x=1 application/weird {not json'],
+    ['POST', '/api/none', undefined, 'raw', 'POST /none - raw'],
+    ['DELETE', '/api', undefined, undefined, 'DELETE / - '],
+    ['OPTIONS', '/api/', undefined, undefined, 'OPTIONS / - '],
+    ['HEAD', '/api?q=2', undefined, undefined, 'HEAD /?q=2 - ']
+  ]
+  for (const [method, path, type, body, seen] of cases) {
+    const res = await request(`${gw.url}${path}`, { method, body, headers: type === undefined ? {} : { 'content-type': type } })
+    t.equal(res.statusCode, 200, `${method} ${path}`)
+    t.equal(res.headers['x-seen'], seen, `${method} ${path}`)
+    await res.body.text()
+  }
+})
+
 test('rewritePrefix maps the prefix onto the upstream path', async (t) => {
   const up = await startHttpUpstream(t, (req, res) => { res.end(req.url) })
   const gw = await buildGateway(t, { routes: [{ prefix: '/v1', upstream: up.url, rewritePrefix: '/internal/v1', auth: 'none' }] })
@@ -115,13 +142,20 @@ test('refused upstream: 502 UPSTREAM_UNAVAILABLE with a JSON body', async (t) =>
   const port = (probe.address() as AddressInfo).port
   await new Promise(resolve => probe.close(resolve))
   const gw = await buildGateway(t, { routes: [{ prefix: '/dead', upstream: `http://127.0.0.1:${port}`, auth: 'none' }] })
-  const res = await request(`${gw.url}/dead/x`)
+  const res = await request(`${gw.url}/dead/x`, { headers: { 'x-request-id': 'dead-1' } })
   t.equal(res.statusCode, 502)
+  t.equal(res.headers['x-request-id'], 'dead-1')
   const body = await res.body.json() as { error: { code: string, message: string } }
   t.equal(body.error.code, 'UPSTREAM_UNAVAILABLE')
   t.type(body.error.message, 'string')
   // The gateway keeps serving.
   t.equal((await request(`${gw.url}/health`)).statusCode, 200)
+  // Every answer the gateway makes itself carries the request id too.
+  for (const path of ['/nowhere', '/dead/..%2fx', '/health']) {
+    const other = await request(`${gw.url}${path}`, { headers: { 'x-request-id': `id-${path.length}` } })
+    t.equal(other.headers['x-request-id'], `id-${path.length}`, path)
+    await other.body.text()
+  }
 })
 
 test('slow upstream: 504 UPSTREAM_TIMEOUT after the route timeout', async (t) => {

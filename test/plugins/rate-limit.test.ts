@@ -9,6 +9,8 @@ test('top-level rate_limit: 429 RATE_LIMITED with retry-after once the window is
     const res = await request(`${gw.url}/api/x`)
     t.equal(res.statusCode, 200)
     t.equal(res.headers['x-ratelimit-limit'], '3')
+    t.equal(res.headers['x-ratelimit-remaining'], String(2 - i))
+    t.ok(Number(res.headers['x-ratelimit-reset']) > 0, 'x-ratelimit-reset is set')
     await res.body.text()
   }
   const limited = await request(`${gw.url}/api/x`)

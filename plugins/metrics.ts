@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyMetricsModule, { type IMetricsPluginOptions } from 'fastify-metrics'
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import promClient, { Registry } from 'prom-client'
+import { RouteHistogram } from '../lib/route-histogram.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,30 +23,21 @@ const fastifyMetrics = (fastifyMetricsModule as unknown as { default: FastifyPlu
  * `http_request_duration_seconds{method,route,status_code}` for every registered route but the
  * metrics endpoint: the histogram fastify-metrics' route metrics would keep, recorded here
  * instead. fastify-metrics times each request with an onRequest hook (a WeakMap entry and a
- * timer closure) and hashes the label set on every observation; `npm run bench -- http`
- * measured that at over 10% of the gateway's CPU per proxied request. Here one onResponse hook
- * reads Fastify's own `reply.elapsedTime` and observes a labelled child that is looked up once
- * per method, route and status (a bounded set: registered routes only).
+ * timer closure) and prom-client hashes the label set on every observation; `npm run bench --
+ * http` measured that at over 10% of the gateway's CPU per proxied request. Here one onResponse
+ * hook reads Fastify's own `reply.elapsedTime` and observes a series looked up by method, status
+ * and route (a bounded set: registered routes only).
  */
 function routeDurations (fastify: FastifyInstance, registry: Registry, metricsPath: string): void {
-  const histogram = new promClient.Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'request duration in seconds',
-    labelNames: ['method', 'route', 'status_code'],
-    registers: [registry]
-  })
-  const children = new Map<string, promClient.Histogram.Internal<'method' | 'route' | 'status_code'>>()
+  const histogram = new RouteHistogram('http_request_duration_seconds', 'request duration in seconds', ['method', 'route', 'status_code'])
+  registry.registerMetric(histogram as never)
   fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url
     if (route === undefined || route === metricsPath) return done()
     const status = reply.statusCode
     const key = `${request.method} ${status} ${route}`
-    let child = children.get(key)
-    if (child === undefined) {
-      child = histogram.labels(request.method, route, String(status))
-      children.set(key, child)
-    }
-    child.observe(reply.elapsedTime / 1000)
+    const series = histogram.find(key) ?? histogram.create(key, [request.method, route, String(status)])
+    series.observe(reply.elapsedTime / 1000)
     done()
   })
 }

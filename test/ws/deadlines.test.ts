@@ -40,7 +40,10 @@ test('deadlines pass in order; a cleared one never passes; a new one replaces th
   set(deadlines, e, 0)
   t.equal(deadlines.size, 4)
   await finished
-  t.same(order, ['e', 'a', 'c', 'b'])
+  // The order the due times say (a loaded machine may take more than the 5 ms between e's and a's).
+  const byDue = [a, b, c, e].sort((x, y) => x.due - y.due).map(item => item.name)
+  t.same(order, byDue)
+  if (e.due < a.due) t.same(order, ['e', 'a', 'c', 'b'])
   t.equal(d.fired, 0, 'the cleared deadline did not pass')
   t.equal(deadlines.size, 0)
 })

@@ -33,7 +33,7 @@ options:
   --chunk <bytes>      /ws stream_data payload size (default 16384)
   --window <n>         chunks in flight per stream (default 4)
   --loadgen <tool>     wrk or autocannon (default: wrk when installed)
-  --targets <list>     only these targets, comma-separated: direct, nginx, bare, gateway,
+  --targets <list>     only these targets, comma-separated: direct, nginx, bare, node, gateway,
                        gateway-token, gateway-apikey (http), raw (streams)
   --no-nginx           skip the nginx comparisons
   --profile            run the gateway under --cpu-prof (bench/results/profiles), measure only the

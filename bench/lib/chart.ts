@@ -8,6 +8,7 @@ const COLORS: Record<string, string> = {
   'gateway-apikey': '#93c5fd',
   nginx: '#16a34a',
   bare: '#f59e0b',
+  node: '#a855f7',
   direct: '#9ca3af',
   raw: '#9ca3af'
 }
@@ -18,6 +19,7 @@ const SHORT: Record<string, string> = {
   'gateway-apikey': 'gateway, auth (API key)',
   nginx: 'nginx',
   bare: 'bare @fastify/http-proxy',
+  node: 'plain Node (floor)',
   direct: 'direct to upstream',
   raw: 'raw ws echo'
 }

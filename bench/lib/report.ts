@@ -145,6 +145,7 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     '- **bare**: Fastify with only @fastify/http-proxy (defaults), `/api` and `/wsecho` (websocket: true) (bench/servers/bare-proxy.ts).',
     '- **nginx**: Debian nginx, `worker_processes 1`, `proxy_pass` with upstream `keepalive 128`, forwarded headers and a request id like the gateway, started with `nginx -p <tmp prefix> -c <conf>` (own pid, logs, temp dirs), never the system nginx (bench/lib/nginx.ts).',
     '- **load**: wrk (one thread) for HTTP; a Node process with `ws` clients for WebSocket, streams and idle sessions (bench/load/).',
+    '- **node**: the floor for a Node process (bench/servers/node-proxy.ts): a plain `http` server forwarding through an undici Pool with no hooks or checks, and a raw TCP relay after the WebSocket upgrade (no frame parsing). Not a target; it shows how much of the gap to nginx is Node itself.',
     '- **direct**: the load generator straight to the upstream (no proxy): the ceiling of the machine.',
     '',
     'CPU % is the proxy process (nginx: master + worker) during the measurement, in % of one core; CPU µs per request/message is that CPU time divided by the requests or messages served.'

@@ -90,6 +90,13 @@ export async function startBare (stack: Stack, upstreamPort: number): Promise<{ 
   return { child, port: ready.port as number }
 }
 
+/** The Node floor: plain http + undici Pool, and a raw TCP relay for upgrades (bench/servers/node-proxy.ts). */
+export async function startNodeFloor (stack: Stack, upstreamPort: number): Promise<{ child: Child, port: number }> {
+  const { child, ready } = await Child.start('servers/node-proxy.js', { name: 'node-proxy', options: { upstream: `http://127.0.0.1:${upstreamPort}` } })
+  stack.push(async () => await child.stop())
+  return { child, port: ready.port as number }
+}
+
 /** nginx, or undefined with a note saying why it was skipped. */
 export async function startNginx (ctx: Context, stack: Stack, result: ScenarioResult, upstreamPort: number): Promise<Nginx | undefined> {
   if (!ctx.opts.nginx) {

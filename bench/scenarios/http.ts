@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { httpLoad } from '../lib/http-load.js'
 import { cpuSeconds } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
-import { API_KEY, DEVICE, Stack, newScenario, startBare, startGateway, startNginx, startUpstream, wants } from './common.js'
+import { API_KEY, DEVICE, Stack, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
 
 export const HTTP_SIZES: Array<[number, string]> = [[100, '100 B'], [10_240, '10 KB']]
 
@@ -119,6 +119,10 @@ export async function runHttp (ctx: Context): Promise<ScenarioResult> {
     if (wants(ctx, 'bare')) {
       const bare = await startBare(stack, up.port)
       targets.push({ target: 'bare', label: 'bare Fastify + @fastify/http-proxy', base: `http://127.0.0.1:${bare.port}/api/`, pid: bare.child.pid })
+    }
+    if (wants(ctx, 'node')) {
+      const node = await startNodeFloor(stack, up.port)
+      targets.push({ target: 'node', label: 'plain Node http + undici Pool (no features: the Node floor)', base: `http://127.0.0.1:${node.port}/api/`, pid: node.child.pid })
     }
     if (wants(ctx, 'gateway')) targets.push({ target: 'gateway', label: 'gateway, auth: none', base: `${gwBase}/api/`, pid: gw.child.pid })
     if (wants(ctx, 'gateway-token') || wants(ctx, 'gateway-apikey')) {

@@ -2,7 +2,7 @@ import { loadavg } from 'node:os'
 import { Child, cpuSeconds } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { WsEchoOptions } from '../load/ws-echo.js'
-import { Stack, newScenario, startBare, startGateway, startNginx, startUpstream, wants } from './common.js'
+import { Stack, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
 
 export const WS_SIZES: Array<[number, string]> = [[64, '64 B'], [4096, '4 KB']]
 
@@ -67,6 +67,10 @@ export async function runWs (ctx: Context): Promise<ScenarioResult> {
     if (wants(ctx, 'bare')) {
       const bare = await startBare(stack, up.port)
       targets.push({ target: 'bare', label: 'bare Fastify + @fastify/http-proxy (websocket: true)', url: `ws://127.0.0.1:${bare.port}/wsecho/echo`, pid: bare.child.pid })
+    }
+    if (wants(ctx, 'node')) {
+      const node = await startNodeFloor(stack, up.port)
+      targets.push({ target: 'node', label: 'plain Node TCP relay after the upgrade (no frame parsing: the Node floor)', url: `ws://127.0.0.1:${node.port}/wsecho/echo`, pid: node.child.pid })
     }
     if (wants(ctx, 'gateway')) targets.push({ target: 'gateway', label: 'gateway route, websocket: true', url: `ws://127.0.0.1:${gw.port}/wsecho/echo`, pid: gw.child.pid })
 

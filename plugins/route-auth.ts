@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AuthUnavailableError, TokenExpiredError, UnauthorizedError } from '../lib/errors.js'
 import type { AuthResult, Principal } from '../lib/auth/principal.js'
 
-export type RouteAuthHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+export type RouteAuthHook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,11 +19,16 @@ declare module 'fastify' {
 /** Headers that carry identity to upstreams: only the gateway may set them. */
 export const IDENTITY_HEADERS = ['x-user-id', 'x-device-id', 'x-auth-method']
 
-/** Throws the HTTP error for a refused credential: 401 `TOKEN_EXPIRED`, 401 `UNAUTHORIZED`, or 503. */
+/** The HTTP error for a refused credential: 401 `TOKEN_EXPIRED`, 401 `UNAUTHORIZED`, or 503. */
+export function refusal (result: Exclude<AuthResult, { ok: true }>): Error {
+  if (result.code === 'TOKEN_EXPIRED') return new TokenExpiredError()
+  if (result.code === 'AUTH_UNAVAILABLE') return new AuthUnavailableError(result.reason)
+  return new UnauthorizedError(result.reason)
+}
+
+/** Throws `refusal(result)`. */
 export function throwRefusal (result: Exclude<AuthResult, { ok: true }>): never {
-  if (result.code === 'TOKEN_EXPIRED') throw new TokenExpiredError()
-  if (result.code === 'AUTH_UNAVAILABLE') throw new AuthUnavailableError(result.reason)
-  throw new UnauthorizedError(result.reason)
+  throw refusal(result)
 }
 
 function bearerToken (header: string | undefined): string | undefined {
@@ -40,7 +45,8 @@ function bearerToken (header: string | undefined): string | undefined {
 export default fp(async (fastify) => {
   const { authenticator } = fastify
   fastify.decorateRequest('principal', null)
-  fastify.decorate<RouteAuthHook>('requireAuth', async (request) => {
+  // Synchronous (the checks are in memory): an async hook would cost a promise per proxied request.
+  fastify.decorate<RouteAuthHook>('requireAuth', (request, _reply, done) => {
     const bearer = bearerToken(request.headers.authorization)
     const apiKey = request.headers['x-api-key']
     let result: AuthResult
@@ -49,9 +55,14 @@ export default fp(async (fastify) => {
     } else if (typeof apiKey === 'string') {
       result = authenticator.authenticateApiKey(apiKey)
     } else {
-      throw new UnauthorizedError('send Authorization: Bearer <token> or X-API-Key')
+      done(new UnauthorizedError('send Authorization: Bearer <token> or X-API-Key'))
+      return
     }
-    if (!result.ok) throwRefusal(result)
+    if (!result.ok) {
+      done(refusal(result))
+      return
+    }
     request.principal = result.principal
+    done()
   })
 }, { name: 'route-auth', dependencies: ['config', 'auth'] })

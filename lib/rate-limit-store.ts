@@ -18,8 +18,8 @@ export class WindowCounter {
 
   hit (key: string, windowMs: number, now = Date.now()): Hit {
     let w = this.windows.get(key)
+    if (w !== undefined) this.windows.delete(key)
     if (w === undefined || w.startMs + windowMs <= now) w = { count: 0, startMs: now }
-    else this.windows.delete(key)
     w.count++
     // Re-inserted on every hit, so the map's order is least recently used first.
     this.windows.set(key, w)

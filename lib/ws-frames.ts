@@ -94,9 +94,12 @@ export function controlFrame (opcode: number, payload: Buffer, mask: boolean): B
 /** A close frame with `code` and a reason cut to fit the 125-byte control payload. */
 export function closeFrame (code: number, reason: string, mask: boolean): Buffer {
   const text = Buffer.from(reason)
-  const payload = Buffer.alloc(2 + Math.min(text.length, MAX_CONTROL_PAYLOAD - 2))
+  let length = Math.min(text.length, MAX_CONTROL_PAYLOAD - 2)
+  // Cut at a character boundary: a reason that is not valid UTF-8 fails the close (1007).
+  if (length < text.length) while (length > 0 && (text[length] & 0xc0) === 0x80) length--
+  const payload = Buffer.alloc(2 + length)
   payload.writeUInt16BE(code, 0)
-  text.copy(payload, 2, 0, payload.length - 2)
+  text.copy(payload, 2, 0, length)
   return controlFrame(Opcode.CLOSE, payload, mask)
 }
 

@@ -73,6 +73,7 @@ class Pipe {
   private messageBytes = 0
   paused = false
   private held: Buffer[] = []
+  private heldClose: Buffer | null = null
   heldBytes = 0
   /** Gateway frames waiting for the frame being forwarded to end. */
   private readonly deferred: Buffer[] = []
@@ -228,7 +229,9 @@ class Pipe {
     }
     if (h.opcode === Opcode.PING && this.paused) {
       // Paused: the gateway answers for the other side, so a paused connection is not taken for dead.
-      this.relay.pipeInto(this.from).inject(controlFrame(Opcode.PONG, controlPayload(frame, h), this.from.masks))
+      // Only while the answer can go out at once: a peer that pings without reading gets no pile of pongs.
+      const back = this.relay.pipeInto(this.from)
+      if (!back.draining && !back.hasDeferred) back.inject(controlFrame(Opcode.PONG, controlPayload(frame, h), this.from.masks))
       return
     }
     if (h.opcode === Opcode.PONG && this.from.isClient && h.payloadLength === KEEPALIVE.length && controlPayload(frame, h).equals(KEEPALIVE)) {
@@ -271,6 +274,12 @@ class Pipe {
     this.updateReading()
   }
 
+  outputGone (): void {
+    if (!this.draining) return
+    this.to.socket.removeListener('drain', this.onDrain)
+    this.onDrain()
+  }
+
   /** `from` is read only while its frames can go somewhere: never dropped for being slow, only not read. */
   updateReading (): void {
     const socket = this.from.socket
@@ -294,12 +303,21 @@ class Pipe {
       if (!this.to.closeSent) this.write(held.length === 1 ? held[0] : Buffer.concat(held))
     }
     if (this.remaining > 0 && this.disposition === HOLD) this.disposition = FORWARD
+    const close = this.heldClose
+    this.heldClose = null
+    if (close !== null) this.relay.passClose(this, close)
     this.updateReading()
+  }
+
+  /** A close frame that came while paused: it goes after what was held, on resume. */
+  holdClose (frame: Buffer): void {
+    this.heldClose = Buffer.from(frame)
   }
 
   /** Forgets what was held (the connection is closing) and reads `from` again so its close arrives. */
   dropHeld (): void {
     this.paused = false
+    this.heldClose = null
     this.held = []
     this.heldBytes = 0
     if (this.remaining > 0 && this.disposition === HOLD) this.disposition = DROP
@@ -363,6 +381,8 @@ export class Relay implements RelayControls {
     socket.on('close', () => {
       this.lost(end)
       end.gone = true
+      // Writes into it are over: a 'drain' will never come, so its source is read again.
+      this.pipeInto(end).outputGone()
       if (this.client.gone && this.upstream.gone) this.finish()
       else this.armCloseTimer()
     })
@@ -380,9 +400,15 @@ export class Relay implements RelayControls {
 
   /** A close frame came from `pipe.from`: relayed as it is (code and reason untouched) unless the gateway already closed that way. */
   closeFrom (pipe: Pipe, frame: Buffer): void {
+    pipe.from.closeReceived = true
+    // Paused: the close keeps its place after the held frames (its sender is not read any more).
+    if (pipe.paused) pipe.holdClose(frame)
+    else this.passClose(pipe, frame)
+  }
+
+  /** Relays a close frame from `pipe.from` to `pipe.to`, and ends whichever side has finished its handshake. */
+  passClose (pipe: Pipe, frame: Buffer): void {
     const from = pipe.from
-    from.closeReceived = true
-    pipe.dropHeld()
     const to = pipe.to
     if (!to.closeSent && !to.gone) {
       to.closeSent = true
@@ -453,7 +479,11 @@ export class Relay implements RelayControls {
    */
   heartbeat (): void {
     if (this.client.closeSent || this.client.gone) return
-    if (this.client.socket.isPaused()) this.alive = true
+    // Not read, or the last ping still waits behind a frame under way: the client could not have answered.
+    if (this.client.socket.isPaused() || this.down.hasDeferred) {
+      this.alive = true
+      return
+    }
     if (!this.alive) {
       this.log.debug('websocket client missed a ping; dropped')
       this.terminate()

@@ -58,9 +58,23 @@ function upstreamRequestHeaders (request: FastifyRequest): Headers {
   return forwardedHeaders(request, HTTP_SKIP)
 }
 
-function refuseUnsafePath (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
-  if (isUnsafePath(request.url)) done(new BadPathError('dot segments, backslashes and encoded separators are refused'))
-  else done()
+/**
+ * The onRequest check of one route's paths: no traversal, and the prefix written as it is.
+ * The router matches a percent-encoded prefix (`/%61pi/x` under `/api`), but the upstream path
+ * is the raw URL after the prefix, so such a request would reach a different upstream path.
+ */
+function refuseUnsafePath (prefix: string) {
+  return function checkPath (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+    const url = request.url
+    const next = url.charCodeAt(prefix.length)
+    if (!url.startsWith(prefix) || !(Number.isNaN(next) || next === 0x2f || next === 0x3f)) {
+      done(new BadPathError('the route prefix must be written as it is, not percent-encoded'))
+    } else if (isUnsafePath(url)) {
+      done(new BadPathError('dot segments, backslashes and encoded separators are refused'))
+    } else {
+      done()
+    }
+  }
 }
 
 /**
@@ -157,6 +171,8 @@ function startRelay (scope: FastifyInstance, route: RouteConfig, request: Fastif
   connection.attach(relay)
   scope.websocketRelays.add(relay)
   relay.start(upgradeHead(request.raw), upstream.head)
+  // Its upstream answered after shutdown began: it is told at once, like the others were.
+  if (scope.websocketShuttingDown) relay.stop(CloseCode.GOING_AWAY, 'server shutting down')
 }
 
 /** Retry delay when the authority cannot be asked at expiry. */
@@ -172,7 +188,10 @@ const RECHECK_RETRY_MS = 30_000
 function watchExpiry (scope: FastifyInstance, connection: Connection, controls: RelayControls, first: Principal): () => void {
   let principal = first
   let timer: NodeJS.Timeout | undefined
+  let cleared = false
   const schedule = (ms: number): void => {
+    // A check that was under way when the connection closed schedules nothing more.
+    if (cleared) return
     timer = setTimeout(() => { check().catch(() => {}) }, Math.max(ms, 0))
     timer.unref()
   }
@@ -198,12 +217,15 @@ function watchExpiry (scope: FastifyInstance, connection: Connection, controls: 
     controls.stop(CloseCode.POLICY_VIOLATION, result.status === 'refused' ? 'auth_revoked' : 'token_expired')
   }
   schedule((first.expires_at as number) - Date.now())
-  return () => { clearTimeout(timer) }
+  return () => {
+    cleared = true
+    clearTimeout(timer)
+  }
 }
 
 async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Promise<void> {
   await fastify.register(async (scope) => {
-    scope.addHook('onRequest', refuseUnsafePath)
+    scope.addHook('onRequest', refuseUnsafePath(route.prefix))
     if (route.auth === 'required') scope.addHook('preHandler', fastify.requireAuth)
     const rateLimit = fastify.rateLimitFor(route.prefix, route.rateLimit)
 

@@ -21,6 +21,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Live relayed WebSockets; each removes itself when both of its sockets have closed. */
     websocketRelays: Set<RelayedSocket>
+    /** Shutdown has begun: a relay that starts now is closed (1001) at once. */
+    websocketShuttingDown: boolean
   }
 }
 
@@ -62,10 +64,12 @@ export default fp(async (fastify) => {
 
   const relays = new Set<RelayedSocket>()
   fastify.decorate('websocketRelays', relays)
+  fastify.decorate('websocketShuttingDown', false)
   await fastify.register(websocket, {
     options: { maxPayload: fastify.config.maxFrameBytes, clientTracking: true },
     // Shutdown: every client learns the server is going away (1001), not an abnormal drop.
     preClose (done) {
+      fastify.websocketShuttingDown = true
       for (const client of fastify.websocketServer.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down')
       closeRelays(relays).finally(() => { fastify.websocketServer.close(() => done()) })
     }

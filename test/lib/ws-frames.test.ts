@@ -38,3 +38,11 @@ test('handshake keys', async (t) => {
   t.ok(isValidKey('dGhlIHNhbXBsZSBub25jZQ=='))
   for (const bad of [undefined, '', 'short', 'dGhlIHNhbXBsZSBub25jZQ', 'dGhlIHNhbXBsZSBub25jZQ==x']) t.notOk(isValidKey(bad), String(bad))
 })
+
+test('a long close reason is cut at a character boundary', async (t) => {
+  const close = closeFrame(1008, 'é'.repeat(100), false)
+  const header = parseHeader(close, 0) as NonNullable<ReturnType<typeof parseHeader>>
+  const reason = controlPayload(close, header).subarray(2)
+  t.equal(reason.length, 122, 'an even number of bytes: no half character')
+  t.equal(reason.toString(), 'é'.repeat(61))
+})

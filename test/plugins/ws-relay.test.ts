@@ -267,3 +267,42 @@ test('an upstream that dies in the middle of a frame drops the client (a close f
   t.equal((await client.closed).code, 1006)
   await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
 })
+
+test('a close that comes while paused is delivered after the held frames, on resume', async (t) => {
+  const sockets: WebSocket[] = []
+  const up = await startWsUpstream(t, (socket) => { sockets.push(socket) })
+  const gw = await relayGateway(t, up.url)
+  const client = new TestClient(`${gw.wsUrl}/r`)
+  await client.open()
+  await waitFor(() => sockets.length === 1, 'upstream socket')
+  const [connection] = gw.app.connections.list().connections
+  gw.app.connections.pause(connection.id)
+  sockets[0].send('important')
+  sockets[0].close(4005, 'done here')
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(client.queued, 0, 'nothing delivered while paused')
+  gw.app.connections.resume(connection.id)
+  t.equal(await client.next(), 'important')
+  t.same(await client.closed, { code: 4005, reason: 'done here' })
+  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
+})
+
+test('a client that floods pings while paused and reads nothing does not make the gateway buffer pongs', async (t) => {
+  const up = await startWsUpstream(t)
+  const gw = await relayGateway(t, up.url)
+  const raw = await rawClient(gw.url, '/r')
+  await waitFor(() => gw.app.connections.size === 1, 'registered')
+  const [connection] = gw.app.connections.list().connections
+  gw.app.connections.pause(connection.id)
+  raw.socket.pause()
+  // 200,000 pings of 125 bytes: their pongs (25 MB) are far more than the kernel's socket buffers hold.
+  const ping = frame(0x9, Buffer.alloc(125, 1))
+  const flood = Buffer.concat(Array.from({ length: 200_000 }, () => ping))
+  raw.socket.write(flood)
+  await waitFor(() => raw.socket.writableLength === 0, 'flood sent', 30_000)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const [relay] = [...gw.app.websocketRelays] as unknown as Array<{ client: { socket: Socket } }>
+  t.ok(relay.client.socket.writableLength < 256 * 1024, `gateway holds ${relay.client.socket.writableLength} bytes for the client`)
+  raw.socket.destroy()
+  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
+})

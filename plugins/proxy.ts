@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { RouteConfig } from '../schemas/config.js'
 import type { Socket } from 'node:net'
@@ -13,7 +13,6 @@ import type { Principal, ReauthResult } from '../lib/auth/principal.js'
 import { HttpForwarder } from '../lib/http-forward.js'
 import { identityHeaders } from '../lib/auth/principal.js'
 import { IDENTITY_HEADERS } from './route-auth.js'
-import type { RouteRateLimit } from './rate-limit.js'
 
 /** Request headers that describe this hop only and never go upstream (RFC 9110 §7.6.1), and client-sent identity. */
 const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', ...IDENTITY_HEADERS])
@@ -78,14 +77,23 @@ function refuseUnsafePath (prefix: string) {
 }
 
 /**
- * The upstream path (and query) of a request under the route's prefix: the prefix replaced by
- * `rewritePrefix`, as @fastify/http-proxy does (`/api` and `/api/` go to `/`, `/api/x?q` to `/x?q`).
- * Traversal was refused before (`refuseUnsafePath`), so the rest is never normalised here.
+ * The route's mapping from a request URL to the upstream path (and query): the prefix replaced
+ * by `rewritePrefix`, as @fastify/http-proxy does (`/api` and `/api/` go to `/`, `/api/x?q` to
+ * `/x?q`). Traversal was refused before (`refuseUnsafePath`), so the rest is never normalised here.
  */
-function upstreamPath (route: RouteConfig, url: string): string {
-  const rest = url.slice(route.prefix.length)
+function upstreamPaths (route: RouteConfig): (url: string) => string {
   const rewrite = route.rewritePrefix.endsWith('/') ? route.rewritePrefix.slice(0, -1) : route.rewritePrefix
-  return rest === '' || rest.startsWith('?') ? `${rewrite === '' ? '/' : rewrite}${rest}` : `${rewrite}${rest}`
+  const root = rewrite === '' ? '/' : rewrite
+  const prefixLength = route.prefix.length
+  return (url) => {
+    const rest = url.slice(prefixLength)
+    return rest === '' || rest.startsWith('?') ? `${root}${rest}` : `${rewrite}${rest}`
+  }
+}
+
+/** A route's URLs: `prefix/` explicitly, since a `prefix/*` route does not match it. */
+function routeUrls (prefix: string): string[] {
+  return [prefix, `${prefix}/`, `${prefix}/*`]
 }
 
 /** The methods @fastify/http-proxy proxies by default. */
@@ -105,7 +113,7 @@ function clientKey (request: FastifyRequest): string {
   return key
 }
 
-function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rateLimit: RouteRateLimit | undefined): void {
+function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, config: FastifyContextConfig, upstreamPath: (url: string) => string): void {
   /**
    * The route's last preHandler does the whole upgrade: it dials the upstream (a failure is
    * still an HTTP 502/504 to the client), then takes the client socket from Fastify
@@ -118,7 +126,7 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
     const protocols = typeof protocolHeader === 'string' ? protocolHeader.split(',').map(p => p.trim()).filter(p => p !== '') : []
     let upstream: OpenUpstream
     try {
-      upstream = await connectUpstream(route.upstream + upstreamPath(route, request.url), { headers, protocols, timeoutMs: route.timeoutMs })
+      upstream = await connectUpstream(route.upstream + upstreamPath(request.url), { headers, protocols, timeoutMs: route.timeoutMs })
     } catch (err) {
       const timedOut = err instanceof UpstreamConnectError && err.timedOut
       throw timedOut ? new UpstreamTimeoutError(route.timeoutMs) : new UpstreamUnavailableError((err as Error).message)
@@ -134,14 +142,13 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, rat
     startRelay(scope, route, request, socket, upstream)
   }
 
-  // `prefix/` explicitly: http-proxy's static `prefix/` route would otherwise win over `prefix/*`.
-  for (const url of [route.prefix, `${route.prefix}/`, `${route.prefix}/*`]) {
+  for (const url of routeUrls(route.prefix)) {
     scope.route({
       method: 'GET',
       url,
       constraints: { upgrade: 'websocket' },
       exposeHeadRoute: false,
-      config: rateLimit !== undefined ? { rateLimit } : {},
+      config,
       preHandler: relayUpgrade,
       // Declared a WebSocket route for @fastify/websocket, but never reached: relayUpgrade hijacks the reply.
       websocket: true,
@@ -228,6 +235,9 @@ async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Pro
     scope.addHook('onRequest', refuseUnsafePath(route.prefix))
     if (route.auth === 'required') scope.addHook('preHandler', fastify.requireAuth)
     const rateLimit = fastify.rateLimitFor(route.prefix, route.rateLimit)
+    // The route's HTTP and WebSocket routes share one rate-limit bucket per client.
+    const config: FastifyContextConfig = rateLimit !== undefined ? { rateLimit } : {}
+    const upstreamPath = upstreamPaths(route)
 
     const forwarder = new HttpForwarder({
       origin: route.upstream,
@@ -240,17 +250,16 @@ async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Pro
 
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', passBody)
-    // `prefix/` explicitly, as for WebSocket routes: a `prefix/*` route does not match it.
-    for (const url of [route.prefix, `${route.prefix}/`, `${route.prefix}/*`]) {
+    for (const url of routeUrls(route.prefix)) {
       scope.route({
         method: HTTP_METHODS,
         url,
         exposeHeadRoute: false,
-        config: rateLimit !== undefined ? { rateLimit } : {},
-        handler: (request, reply) => { forwarder.forward(request, reply, upstreamPath(route, request.url)) }
+        config,
+        handler: (request, reply) => { forwarder.forward(request, reply, upstreamPath(request.url)) }
       })
     }
-    if (route.websocket) registerWebSocketRoute(scope, route, rateLimit)
+    if (route.websocket) registerWebSocketRoute(scope, route, config, upstreamPath)
   })
 }
 

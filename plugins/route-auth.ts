@@ -26,11 +26,6 @@ export function refusal (result: Exclude<AuthResult, { ok: true }>): Error {
   return new UnauthorizedError(result.reason)
 }
 
-/** Throws `refusal(result)`. */
-export function throwRefusal (result: Exclude<AuthResult, { ok: true }>): never {
-  throw refusal(result)
-}
-
 function bearerToken (header: string | undefined): string | undefined {
   if (header === undefined) return undefined
   const match = /^Bearer +(\S+) *$/i.exec(header)

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AuthResult } from '../../lib/auth/principal.js'
 import { BadRequestError } from '../../lib/errors.js'
-import { throwRefusal } from '../../plugins/route-auth.js'
+import { refusal } from '../../plugins/route-auth.js'
 import { ErrorBodySchema } from '../../schemas/common.js'
 import { TokenPairSchema, TokenRequestSchema, type TokenRequest } from '../../schemas/auth.js'
 
@@ -28,7 +28,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const result = await authenticate(fastify, request.body)
-    if (!result.ok) throwRefusal(result)
+    if (!result.ok) throw refusal(result)
     const pair = fastify.authenticator.issueTokens(result.principal)
     request.log.info({ user_id: result.principal.user_id, device_id: result.principal.device_id, method: result.principal.method }, 'tokens issued')
     return { ...pair, token_type: 'Bearer' as const }

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply, FastifyServerOptions } from 'fastify'
 import http from 'node:http'
 import autoload from '@fastify/autoload'
-import { STATUS_CODES } from './lib/errors.js'
+import { errorBody, STATUS_CODES } from './lib/errors.js'
 import { REDACT_PATHS, serializeRequest } from './lib/logger.js'
 import type { GatewayConfig } from './schemas/config.js'
 
@@ -37,15 +37,14 @@ export const options: FastifyServerOptions = {
   clientErrorHandler (err: Error & { code?: string }, socket) {
     if (!socket.writable) return socket.destroy()
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400)
-    const body = JSON.stringify({ error: { code: STATUS_CODES[status], message: http.STATUS_CODES[status] ?? 'Bad Request' } })
+    const body = JSON.stringify(errorBody(STATUS_CODES[status], http.STATUS_CODES[status] ?? 'Bad Request'))
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   },
   routerOptions: { ignoreTrailingSlash: false },
   // Malformed URLs and bodies get the gateway's JSON error body too.
   frameworkErrors (error, _request, reply) {
     const status = error.statusCode ?? 400
-    const body = { error: { code: status === 400 ? 'BAD_REQUEST' : 'INTERNAL_ERROR', message: error.message } }
-    return (reply as FastifyReply).code(status).send(body)
+    return (reply as FastifyReply).code(status).send(errorBody(status === 400 ? 'BAD_REQUEST' : 'INTERNAL_ERROR', error.message))
   }
 }
 

@@ -16,6 +16,11 @@ export const AuthUnavailableError = createError('AUTH_UNAVAILABLE', 'Authenticat
 export const BadRequestError = createError('BAD_REQUEST', 'Bad request: %s', 400)
 export const UpgradeRequiredError = createError('UPGRADE_REQUIRED', '%s is a WebSocket endpoint: connect with a WebSocket upgrade', 426)
 
+/** The one JSON shape of every HTTP error the gateway answers (docs/errors.md). */
+export function errorBody (code: string, message: string): { error: { code: string, message: string } } {
+  return { error: { code, message } }
+}
+
 /** Codes used for HTTP errors that do not come from the gateway's own error classes. */
 export const STATUS_CODES: Record<number, string> = {
   400: 'BAD_REQUEST',

@@ -1,7 +1,7 @@
 import { Pool, type Dispatcher } from 'undici'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { errorBody, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 
 /** Response headers that describe the upstream hop only. */
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te'])
@@ -121,7 +121,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const code = err.code ?? ''
     const error = TIMEOUT_CODES.has(code) ? new UpstreamTimeoutError(this.opts.timeoutMs) : new UpstreamUnavailableError(code !== '' ? code : err.message)
     this.request.log.warn({ err }, 'upstream request failed')
-    const body = JSON.stringify({ error: { code: error.code, message: error.message } })
+    const body = JSON.stringify(errorBody(error.code, error.message))
     const headers: Record<string, string | number | string[]> = { ...this.reply.getHeaders() as Record<string, string>, 'x-request-id': this.request.id, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
     this.res.writeHead(error.statusCode as number, headers)
     this.res.end(body)

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
 import * as errors from '../lib/errors.js'
-import { NotFoundError, STATUS_CODES } from '../lib/errors.js'
+import { errorBody, NotFoundError, STATUS_CODES } from '../lib/errors.js'
 
 /** The codes of the gateway's own error classes (lib/errors.ts): only these reach clients as they are. */
 const OWN_CODES = new Set((Object.values(errors) as unknown[])
@@ -29,11 +29,11 @@ export default fp(async (fastify) => {
     const headers = (err as { headers?: Record<string, string> }).headers
     if (headers !== undefined) reply.headers(headers)
     const message = status >= 500 && !ours ? 'Internal Server Error' : err.message
-    return reply.code(status).type('application/json; charset=utf-8').send({ error: { code, message } })
+    return reply.code(status).type('application/json; charset=utf-8').send(errorBody(code, message))
   })
 
   fastify.setNotFoundHandler(function (request, reply) {
     const err = new NotFoundError(request.method, request.url.split('?')[0].slice(0, 200))
-    return reply.code(404).send({ error: { code: err.code, message: err.message } })
+    return reply.code(404).send(errorBody(err.code, err.message))
   })
 }, { name: 'errors' })

@@ -66,6 +66,34 @@ function closeCodeIn (bytes: Buffer): number | undefined {
   return undefined
 }
 
+/**
+ * A WebSocket upstream on a bare TCP server: it answers the upgrade with a 101 followed by
+ * `first` (bytes in the same write), then hands the socket to `upgraded`. Returns its URL.
+ */
+async function bareUpstream (t: Test, first: Buffer, upgraded: (socket: Socket) => void): Promise<string> {
+  const server = createServer((socket) => {
+    socket.once('data', (req: Buffer) => {
+      const key = /sec-websocket-key: (\S+)/i.exec(req.toString())?.[1] ?? ''
+      const accept = createHash('sha1').update(key + GUID).digest('base64')
+      socket.write(Buffer.concat([
+        Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`),
+        first
+      ]))
+      upgraded(socket)
+    })
+    socket.on('error', () => {})
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** Once every client has left: no relay and no registry entry remain. */
+async function nothingLeft (gw: Awaited<ReturnType<typeof buildGateway>>): Promise<void> {
+  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'no relay or connection left')
+}
+
 async function relayGateway (t: Test, upstreamUrl: string, overrides: Record<string, unknown> = {}): Promise<Awaited<ReturnType<typeof buildGateway>>> {
   return await buildGateway(t, { routes: [{ prefix: '/r', upstream: upstreamUrl, websocket: true, auth: 'none' }], ...overrides })
 }
@@ -99,7 +127,7 @@ test('pings and pongs pass end to end while running; fragmented messages arrive 
   t.match(connection, { messages_in: 2, messages_out: 2, bytes_in: 10 + big.length, bytes_out: 10 + big.length })
   client.close()
   await client.closed
-  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'relay and registry empty')
+  await nothingLeft(gw)
 })
 
 test('a frame split across many TCP packets, and frames sent before the 101, are relayed', async (t) => {
@@ -125,27 +153,15 @@ test('a frame split across many TCP packets, and frames sent before the 101, are
   early.write(`GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n` + frame(0x1, Buffer.from('eager')).toString('latin1'), 'latin1')
   await waitFor(() => got.includes('eager'), 'early frame echoed')
   early.destroy()
-  await waitFor(() => gw.app.websocketRelays.size === 0, 'relays gone')
+  await nothingLeft(gw)
 })
 
 test('what the upstream sends with its 101 is relayed first', async (t) => {
   // A bare TCP upstream: the 101 and a first frame in one write.
-  const server = createServer((socket) => {
-    socket.once('data', (req: Buffer) => {
-      const key = /sec-websocket-key: (\S+)/i.exec(req.toString())?.[1] ?? ''
-      const accept = createHash('sha1').update(key + GUID).digest('base64')
-      socket.write(Buffer.concat([
-        Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`),
-        frame(0x1, Buffer.from('hello at once'), { mask: false })
-      ]))
-      socket.on('data', () => {})
-    })
-    socket.on('error', () => {})
+  const upstream = await bareUpstream(t, frame(0x1, Buffer.from('hello at once'), { mask: false }), (socket) => {
+    socket.on('data', () => {})
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.close() })
-  const gw = await relayGateway(t, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  const gw = await relayGateway(t, upstream)
   const client = new TestClient(`${gw.wsUrl}/r`)
   t.equal(await client.next(), 'hello at once')
   client.socket.terminate()
@@ -184,7 +200,7 @@ test('protocol errors and oversized messages close both sides (1002, 1009); othe
   t.equal(await bystander.next(), 'still fine')
   bystander.close()
   await bystander.closed
-  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
+  await nothingLeft(gw)
 })
 
 test('the client handshake is checked before any upstream is dialled', async (t) => {
@@ -242,30 +258,21 @@ test('the gateway pings relayed clients: one that answers stays (its pongs are n
   t.equal(upstreamPongs, 0, 'the gateway\'s pongs stay with the gateway')
   good.close()
   await good.closed
-  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
+  await nothingLeft(gw)
 })
 
 test('an upstream that dies in the middle of a frame drops the client (a close frame cannot follow half a frame)', async (t) => {
-  const server = createServer((socket) => {
-    socket.once('data', (req: Buffer) => {
-      const key = /sec-websocket-key: (\S+)/i.exec(req.toString())?.[1] ?? ''
-      const accept = createHash('sha1').update(key + GUID).digest('base64')
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
-      socket.once('data', () => {
-        socket.end(frame(0x2, Buffer.alloc(1000), { mask: false }).subarray(0, 500))
-      })
+  const upstream = await bareUpstream(t, Buffer.alloc(0), (socket) => {
+    socket.once('data', () => {
+      socket.end(frame(0x2, Buffer.alloc(1000), { mask: false }).subarray(0, 500))
     })
-    socket.on('error', () => {})
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.close() })
-  const gw = await relayGateway(t, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  const gw = await relayGateway(t, upstream)
   const client = new TestClient(`${gw.wsUrl}/r`)
   await client.open()
   client.send('go')
   t.equal((await client.closed).code, 1006)
-  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
+  await nothingLeft(gw)
 })
 
 test('a close that comes while paused is delivered after the held frames, on resume', async (t) => {
@@ -284,7 +291,7 @@ test('a close that comes while paused is delivered after the held frames, on res
   gw.app.connections.resume(connection.id)
   t.equal(await client.next(), 'important')
   t.same(await client.closed, { code: 4005, reason: 'done here' })
-  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
+  await nothingLeft(gw)
 })
 
 test('a client that floods pings while paused and reads nothing does not make the gateway buffer pongs', async (t) => {
@@ -304,5 +311,5 @@ test('a client that floods pings while paused and reads nothing does not make th
   const [relay] = [...gw.app.websocketRelays] as unknown as Array<{ client: { socket: Socket } }>
   t.ok(relay.client.socket.writableLength < 256 * 1024, `gateway holds ${relay.client.socket.writableLength} bytes for the client`)
   raw.socket.destroy()
-  await waitFor(() => gw.app.websocketRelays.size === 0 && gw.app.connections.size === 0, 'nothing left')
+  await nothingLeft(gw)
 })

@@ -102,11 +102,6 @@ class Pipe {
     return this.remaining === 0 || this.disposition !== FORWARD
   }
 
-  /** The output is in the middle of a frame it can never finish. */
-  get midFrame (): boolean {
-    return !this.atBoundary
-  }
-
   receive (chunk: Buffer): void {
     if (this.from.closeReceived) return
     let buf = chunk
@@ -442,7 +437,7 @@ export class Relay implements RelayControls {
     end.closeReceived = true
     const other = this.other(end)
     // A frame cut off half-way cannot be followed by a close frame: the other side is dropped too.
-    if (this.pipeInto(other).midFrame) {
+    if (!this.pipeInto(other).atBoundary) {
       other.socket.destroy()
       return
     }

@@ -11,7 +11,7 @@ export interface ForwarderOptions {
   /** The upstream origin, e.g. `http://127.0.0.1:9001`. */
   origin: string
   timeoutMs: number
-  /** Gateway prefix and upstream rewrite prefix, to map `Location` headers back. */
+  /** Gateway prefix and upstream rewrite prefix (no trailing `/`; `''` for the root), to map `Location` headers back. */
   prefix: string
   rewritePrefix: string
   /** Builds the upstream request headers (forwarded, identity, request id). */
@@ -62,6 +62,18 @@ export class HttpForwarder {
   }
 }
 
+/**
+ * A `Location` path under the upstream's rewrite prefix, mapped back under the gateway's
+ * prefix (`/v2/x` → `/api/x`). Only whole segments match (`/v2x` is left alone), and
+ * absolute URLs are left alone: they name some other origin.
+ */
+export function gatewayLocation (location: string, prefix: string, rewritePrefix: string): string {
+  if (!location.startsWith('/') || location.startsWith('//') || !location.startsWith(rewritePrefix)) return location
+  const rest = location.slice(rewritePrefix.length)
+  if (rest === '' || rest.startsWith('?') || rest.startsWith('#')) return prefix + rest
+  return rest.startsWith('/') ? prefix + rest : location
+}
+
 /** One upstream answer, written to the client with backpressure both ways. */
 class ResponseWriter implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse
@@ -87,9 +99,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
       if (value !== undefined) out[name] = value
     }
     const location = out.location
-    if (typeof location === 'string' && location.startsWith(this.opts.rewritePrefix) && !/^[a-z][a-z\d+.-]*:/i.test(location)) {
-      out.location = this.opts.prefix + location.slice(this.opts.rewritePrefix.length)
-    }
+    if (typeof location === 'string') out.location = gatewayLocation(location, this.opts.prefix, this.opts.rewritePrefix)
     // The gateway's own headers (request id, rate limit) win over the upstream's.
     const own = this.reply.getHeaders()
     for (const name in own) {

@@ -76,13 +76,18 @@ function refuseUnsafePath (prefix: string) {
   }
 }
 
+/** The rewrite prefix without a trailing `/` (`''` for the upstream root). */
+function rewriteBase (route: RouteConfig): string {
+  return route.rewritePrefix.endsWith('/') ? route.rewritePrefix.slice(0, -1) : route.rewritePrefix
+}
+
 /**
  * The route's mapping from a request URL to the upstream path (and query): the prefix replaced
  * by `rewritePrefix`, as @fastify/http-proxy does (`/api` and `/api/` go to `/`, `/api/x?q` to
  * `/x?q`). Traversal was refused before (`refuseUnsafePath`), so the rest is never normalised here.
  */
 function upstreamPaths (route: RouteConfig): (url: string) => string {
-  const rewrite = route.rewritePrefix.endsWith('/') ? route.rewritePrefix.slice(0, -1) : route.rewritePrefix
+  const rewrite = rewriteBase(route)
   const root = rewrite === '' ? '/' : rewrite
   const prefixLength = route.prefix.length
   return (url) => {
@@ -243,7 +248,7 @@ async function registerRoute (fastify: FastifyInstance, route: RouteConfig): Pro
       origin: route.upstream,
       timeoutMs: route.timeoutMs,
       prefix: route.prefix,
-      rewritePrefix: route.rewritePrefix === '/' ? '' : route.rewritePrefix,
+      rewritePrefix: rewriteBase(route),
       requestHeaders: upstreamRequestHeaders
     })
     scope.addHook('onClose', async () => { await forwarder.close() })

@@ -87,6 +87,29 @@ test('rewritePrefix maps the prefix onto the upstream path', async (t) => {
   t.equal(await (await request(`${gw.url}/v1/users/7`)).body.text(), '/internal/v1/users/7')
 })
 
+test('Location headers under the rewrite prefix come back under the gateway prefix', async (t) => {
+  const up = await startHttpUpstream(t, (req, res) => {
+    res.writeHead(302, { location: new URL(req.url ?? '/', 'http://x').searchParams.get('to') ?? '/' })
+    res.end()
+  })
+  const gw = await buildGateway(t, { routes: [{ prefix: '/api', upstream: up.url, rewritePrefix: '/v2/', auth: 'none' }] })
+  const cases: Array<[string, string]> = [
+    ['/v2/x', '/api/x'],
+    ['/v2', '/api'],
+    ['/v2?a=1', '/api?a=1'],
+    ['/v2x', '/v2x'],
+    ['/other', '/other'],
+    ['http://elsewhere/v2/x', 'http://elsewhere/v2/x'],
+    ['//elsewhere/v2/x', '//elsewhere/v2/x']
+  ]
+  for (const [upstream, client] of cases) {
+    const res = await request(`${gw.url}/api/go?to=${encodeURIComponent(upstream)}`)
+    t.equal(res.statusCode, 302)
+    t.equal(res.headers.location, client, upstream)
+    await res.body.dump()
+  }
+})
+
 test('forwarded headers, request id and hop-by-hop headers', async (t) => {
   let headers: Record<string, unknown> = {}
   const up = await startHttpUpstream(t, (req, res) => {

@@ -28,8 +28,10 @@ function retryIn (seconds: number): string {
 function limiter (counter: WindowCounter, limit: RouteRateLimit): onRequestHookHandler {
   const max = String(limit.max)
   return function rateLimit (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
-    const { count, resetMs } = counter.hit(request.ip + limit.groupId, limit.timeWindow)
-    const reset = Math.max(1, Math.ceil(resetMs / 1000))
+    const now = Date.now()
+    const window = counter.hit(request.ip, now)
+    const count = window.count
+    const reset = Math.max(1, Math.ceil(counter.resetMs(window, now) / 1000))
     reply.header('x-ratelimit-limit', max)
     reply.header('x-ratelimit-remaining', String(Math.max(0, limit.max - count)))
     reply.header('x-ratelimit-reset', String(reset))
@@ -47,12 +49,21 @@ function limiter (counter: WindowCounter, limit: RouteRateLimit): onRequestHookH
  * gateway's CPU per proxied request; this hook is synchronous.
  */
 export default fp(async (fastify) => {
-  const counter = new WindowCounter()
+  // One counter per group (a gateway route's HTTP and WebSocket routes share one), keyed by client address.
+  const counters = new Map<string, WindowCounter>()
+  const counterOf = (limit: RouteRateLimit): WindowCounter => {
+    let counter = counters.get(limit.groupId)
+    if (counter === undefined) {
+      counter = new WindowCounter(limit.timeWindow)
+      counters.set(limit.groupId, counter)
+    }
+    return counter
+  }
   fastify.addHook('onRoute', (route) => {
     const limit = route.config?.rateLimit
     if (limit === undefined) return
     const hooks = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
-    route.onRequest = [...hooks, limiter(counter, limit)]
+    route.onRequest = [...hooks, limiter(counterOf(limit), limit)]
   })
   fastify.decorate('rateLimitFor', (group: string, override?: RateLimitConfig | false) => {
     const limit = override === undefined ? fastify.config.rateLimit : override

@@ -26,7 +26,8 @@ scenarios: ${SCENARIOS.join(', ')} (default: all)
 options:
   --duration <s>       seconds per measurement (default 5)
   --warmup <s>         warm-up seconds before each measurement (default 1)
-  --rounds <n>         repeat every measurement n times, interleaved, and keep the median (default 2)
+  --rounds <n>         repeat every measurement n times, interleaved; ratios are the median of
+                       the per-round ratios, values the median (default 3)
   --connections <n>    HTTP connections (default 50)
   --ws-connections <n> WebSocket echo connections (default 100)
   --sessions <n>       idle /ws sessions to open (default: up to 50000, as many as the open-files limit allows)
@@ -91,7 +92,7 @@ function parseOptions (): BenchOptions {
     scenarios: positionals.length > 0 ? [...new Set(positionals)] as ScenarioName[] : [...SCENARIOS],
     durationS: positive('duration', values.duration, 5),
     warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, 1),
-    rounds: Math.round(positive('rounds', values.rounds, 2)),
+    rounds: Math.round(positive('rounds', values.rounds, 3)),
     connections: Math.round(positive('connections', values.connections, 50)),
     wsConnections: Math.round(positive('ws-connections', values['ws-connections'], 100)),
     sessions: values.sessions !== undefined ? Math.round(positive('sessions', values.sessions, 1)) : undefined,
@@ -167,6 +168,7 @@ async function main (): Promise<void> {
       continue
     }
     s.seconds = (Date.now() - started) / 1000
+    if (opts.rounds > 1) s.roundRows = s.rows
     s.rows = medianRows(s.rows)
     for (const n of s.notes) log(`  note: ${n}`)
 

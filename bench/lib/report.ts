@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ProfileSummary } from './profile.js'
-import { evaluateTargets, type TargetResult } from './targets.js'
+import { evaluateTargets, pairedRatios, type TargetResult } from './targets.js'
+import { median } from '../scenarios/common.js'
 import type { Results, Row, ScenarioName, ScenarioResult } from './types.js'
 
 /** What the last --profile run of a scenario found, as saved by the runner. */
@@ -31,6 +32,13 @@ function table (head: string[], rows: string[][], left = 2): string {
   return [`| ${head.join(' | ')} |`, `|${align}|`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
 }
 
+/** The gateway's value ÷ another's: the median of the per-round ratios when there are rounds (see pairedRatios). */
+function gatewayRatio (s: ScenarioResult, kase: string, gw: Row, r: Row): number {
+  if (gw === r) return 1
+  const paired = pairedRatios(s, kase, gw.target, r.target)
+  return paired.length >= 2 ? median(paired) : gw.value / r.value
+}
+
 function throughputTable (s: ScenarioResult, reference: string, perLabel: string): string {
   const cases = [...new Set(s.rows.map(r => r.case))]
   const out: string[][] = []
@@ -42,7 +50,7 @@ function throughputTable (s: ScenarioResult, reference: string, perLabel: string
         kase,
         r.label,
         fmt(r.value),
-        gw !== undefined ? `${(gw.value / r.value).toFixed(2)}×` : '–',
+        gw !== undefined ? `${gatewayRatio(s, kase, gw, r).toFixed(2)}×` : '–',
         fmt(r.p50Ms, 2),
         fmt(r.p99Ms, 2),
         fmt(r.proxyCpuPct),
@@ -129,7 +137,7 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     ['Load average at start', `${m.loadavgAtStart.join(' / ')} (1/5/15 min; other work on the box adds noise, see the loadavg column in latest.json)`],
     ['HTTP load generator', loadgen === 'wrk' ? `wrk ${m.wrk ?? ''} (\`-t1 -c${o.connections}\`)` : `autocannon (\`-c ${o.connections}\`)`],
     ['nginx', m.nginx ?? 'not installed: `apt-get install -y nginx wrk`'],
-    ['Durations', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s) (median)`]
+    ['Durations', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s), interleaved: values are medians; ratios are the median of the ratios of each round (the range across rounds is shown beside each target)`]
   ]), '')
   lines.push('Ratios measured side by side in the same run are the headline; absolute numbers are context for this machine.', '')
 

@@ -85,7 +85,10 @@ export interface ScenarioResult {
   commit: string
   seconds: number
   options: Partial<BenchOptions>
+  /** One row per (case, target): the median over rounds. */
   rows: Row[]
+  /** Every round's rows, before the medians (ratios are taken round by round from these). */
+  roundRows?: Row[]
   idle?: IdleResult
   /** False when the scenario could not run at all (e.g. /ws not there yet). */
   available: boolean

@@ -84,7 +84,7 @@ function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase
     measured: ratio,
     display: x(ratio, min) + rangeText(range, n => x(n)),
     pass,
-    detail: `${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`,
+    detail: `${range !== undefined ? 'medians ' : ''}${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`,
     limits: pass ? undefined : cpuLimits(gw, o, otherName, per)
   }
 }

@@ -129,7 +129,7 @@ function resolveConfig (raw: Record<string, unknown>): GatewayConfig {
     shutdownTimeoutMs: parseDuration(c.shutdown_timeout),
     tcpAllow: c.tcp_allow.map(t => t.toLowerCase()),
     defaultUpstream: c.default_upstream,
-    rateLimit: c.rate_limit !== undefined ? resolveRateLimit(c.rate_limit) : undefined,
+    rateLimit: c.rate_limit !== undefined ? resolveRateLimit(c.rate_limit, 'rate_limit') : undefined,
     routes: resolveRoutes(c),
     devices: resolveDevices(c),
     adminToken: c.admin_token,
@@ -165,12 +165,16 @@ function resolveTls (c: RawConfig): GatewayConfig['tls'] {
   return { certPath: c.tls_cert_path, keyPath: c.tls_key_path }
 }
 
-function resolveRateLimit (r: { max: number, window: string | number }): RateLimitConfig {
-  return { max: r.max, windowMs: parseDuration(r.window) }
+function resolveRateLimit (r: { max: number, window: string | number }, key: string): RateLimitConfig {
+  const windowMs = parseDuration(r.window)
+  // A zero window starts afresh on every request, which would never limit anything.
+  if (windowMs <= 0) throw new ConfigError(`${key}.window`, 'expected a duration above zero')
+  return { max: r.max, windowMs }
 }
 
+/** Trailing slashes dropped; a prefix of slashes only is `/` (and refused as a catch-all). */
 function normalizePrefix (prefix: string): string {
-  return prefix.length > 1 ? prefix.replace(/\/+$/, '') : prefix
+  return prefix.replace(/\/+$/, '') || '/'
 }
 
 function resolveRoutes (c: RawConfig): GatewayConfig['routes'] {
@@ -179,6 +183,8 @@ function resolveRoutes (c: RawConfig): GatewayConfig['routes'] {
     const prefix = normalizePrefix(r.prefix)
     const key = `routes[${i}].prefix`
     if (prefix.split('/').some(seg => seg === '.' || seg === '..')) throw new ConfigError(key, `must not contain . or .. segments, got ${JSON.stringify(r.prefix)}`)
+    // `//host` in a Location header (the prefix put in front of a redirect path) names another host.
+    if (prefix.includes('//')) throw new ConfigError(key, `must not contain empty segments (//), got ${JSON.stringify(r.prefix)}`)
     if (seen.has(prefix)) throw new ConfigError(key, `duplicate prefix ${JSON.stringify(prefix)}`)
     // `/` would take every path the gateway does not serve itself, /admin and /auth included when they are off.
     const reserved = prefix === '/' ? '/' : RESERVED_PREFIXES.find(p => prefix === p || prefix.startsWith(p + '/'))
@@ -200,7 +206,7 @@ function resolveRoutes (c: RawConfig): GatewayConfig['routes'] {
       rewritePrefix: r.rewritePrefix ?? (upstream.pathname === '' ? '/' : upstream.pathname.replace(/(.)\/+$/, '$1')),
       websocket: r.websocket ?? false,
       timeoutMs,
-      rateLimit: r.rate_limit === false ? false : (r.rate_limit !== undefined ? resolveRateLimit(r.rate_limit) : undefined),
+      rateLimit: r.rate_limit === false ? false : (r.rate_limit !== undefined ? resolveRateLimit(r.rate_limit, `routes[${i}].rate_limit`) : undefined),
       auth: r.auth ?? 'required'
     }
   })

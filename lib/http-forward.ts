@@ -63,15 +63,24 @@ export class HttpForwarder {
 }
 
 /**
- * A `Location` path under the upstream's rewrite prefix, mapped back under the gateway's
- * prefix (`/v2/x` → `/api/x`). Only whole segments match (`/v2x` is left alone), and
- * absolute URLs are left alone: they name some other origin.
+ * A `Location` under the upstream's rewrite prefix, mapped back under the gateway's prefix
+ * (`/v2/x` → `/api/x`), like nginx's `proxy_redirect default`: a path, or an absolute URL at the
+ * upstream's own origin (which would otherwise send the client to an address only the gateway
+ * can reach). Only whole segments match (`/v2x` is left alone); other URLs and relative paths
+ * pass unchanged. `upstream` is the origin (`http://host:port`), `rewritePrefix` has no
+ * trailing `/` (`''` for the upstream root).
  */
-export function gatewayLocation (location: string, prefix: string, rewritePrefix: string): string {
-  if (!location.startsWith('/') || location.startsWith('//') || !location.startsWith(rewritePrefix)) return location
-  const rest = location.slice(rewritePrefix.length)
-  if (rest === '' || rest.startsWith('?') || rest.startsWith('#')) return prefix + rest
-  return rest.startsWith('/') ? prefix + rest : location
+export function gatewayLocation (location: string, prefix: string, rewritePrefix: string, upstream = ''): string {
+  let path = location
+  if (upstream !== '' && location.length > upstream.length && location.slice(0, upstream.length).toLowerCase() === upstream.toLowerCase()) {
+    path = location.slice(upstream.length)
+    if (!path.startsWith('/')) return location
+  }
+  if (!path.startsWith('/') || path.startsWith('//') || !path.startsWith(rewritePrefix)) return location
+  const rest = path.slice(rewritePrefix.length)
+  const mapped = rest === '' || rest.startsWith('?') || rest.startsWith('#') || rest.startsWith('/') ? prefix + rest : undefined
+  // A result that reads as `//host` would name another host: left as the upstream sent it.
+  return mapped === undefined || mapped.startsWith('//') ? location : mapped
 }
 
 /** One upstream answer, written to the client with backpressure both ways. */
@@ -99,7 +108,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
       if (value !== undefined) out[name] = value
     }
     const location = out.location
-    if (typeof location === 'string') out.location = gatewayLocation(location, this.opts.prefix, this.opts.rewritePrefix)
+    if (typeof location === 'string') out.location = gatewayLocation(location, this.opts.prefix, this.opts.rewritePrefix, this.opts.origin)
     // The gateway's own headers (request id, rate limit) win over the upstream's.
     const own = this.reply.getHeaders()
     for (const name in own) {

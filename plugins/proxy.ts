@@ -76,9 +76,9 @@ function refuseUnsafePath (prefix: string) {
   }
 }
 
-/** The rewrite prefix without a trailing `/` (`''` for the upstream root). */
+/** The rewrite prefix without trailing slashes (`''` for the upstream root). */
 function rewriteBase (route: RouteConfig): string {
-  return route.rewritePrefix.endsWith('/') ? route.rewritePrefix.slice(0, -1) : route.rewritePrefix
+  return route.rewritePrefix.replace(/\/+$/, '')
 }
 
 /**

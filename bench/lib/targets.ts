@@ -56,14 +56,15 @@ export function pairedRatios (s: ScenarioResult | undefined, kase: string, a: st
 }
 
 /** The headline ratio `a ÷ b`: the median of the paired per-round ratios, else the ratio of the medians. */
-function headlineRatio (results: Results, scenario: ScenarioName, kase: string, a: Row, b: Row): { ratio: number, range?: [number, number] } {
+function headlineRatio (results: Results, scenario: ScenarioName, kase: string, a: Row, b: Row): { ratio: number, range?: [number, number, number] } {
   const paired = pairedRatios(results.scenarios[scenario], kase, a.target, b.target)
   if (paired.length < 2) return { ratio: a.value / b.value }
-  return { ratio: median(paired), range: [Math.min(...paired), Math.max(...paired)] }
+  return { ratio: median(paired), range: [Math.min(...paired), Math.max(...paired), paired.length] }
 }
 
-function rangeText (range: [number, number] | undefined, format: (n: number) => string): string {
-  return range === undefined ? '' : ` (rounds ${format(range[0])} to ${format(range[1])})`
+/** How many rounds paired up, and their lowest and highest ratio. */
+function rangeText (range: [number, number, number] | undefined, format: (n: number) => string): string {
+  return range === undefined ? '' : ` (${range[2]} rounds: ${format(range[0])} to ${format(range[1])})`
 }
 
 function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase: string, other: string, otherName: string, min: number, per: string, title: string): TargetResult {
@@ -84,7 +85,7 @@ function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase
     measured: ratio,
     display: x(ratio, min) + rangeText(range, n => x(n)),
     pass,
-    detail: `${range !== undefined ? 'medians ' : ''}${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`,
+    detail: `${range !== undefined ? 'medians of all rounds: ' : ''}${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`,
     limits: pass ? undefined : cpuLimits(gw, o, otherName, per)
   }
 }

@@ -86,6 +86,11 @@ test('routes: defaults, validation, reserved and duplicate prefixes', async (t) 
   t.match(bad({ prefix: '/a/../b', upstream: 'http://h' }), /must not contain \. or \.\. segments/)
   t.match(configError(() => loadConfig({ env: {}, overrides: { routes: [{ prefix: '/a', upstream: 'http://h' }, { prefix: '/a/', upstream: 'http://i' }] } })), /routes\[1\]\.prefix: duplicate prefix "\/a"/)
   t.match(configError(() => loadConfig({ env: {}, overrides: { rate_limit: { max: 0, window: '1s' } } })), /rate_limit\.max/)
+  t.match(configError(() => loadConfig({ env: {}, overrides: { rate_limit: { max: 5, window: 0 } } })), /rate_limit\.window: expected a duration above zero/)
+  t.match(bad({ prefix: '/api', upstream: 'http://h', rate_limit: { max: 5, window: '0s' } }), /routes\[0\]\.rate_limit\.window: expected a duration above zero/)
+  t.match(bad({ prefix: '//evil.example', upstream: 'http://h' }), /routes\[0\]\.prefix: must not contain empty segments/)
+  t.match(bad({ prefix: '/a//b', upstream: 'http://h' }), /must not contain empty segments/)
+  t.match(bad({ prefix: '//', upstream: 'http://h' }), /routes\[0\]\.prefix: "\/" overlaps/, 'slashes only: the catch-all')
 })
 
 test('devices need exactly one of token and token_sha256', async (t) => {

@@ -100,7 +100,9 @@ test('Location headers under the rewrite prefix come back under the gateway pref
     ['/v2x', '/v2x'],
     ['/other', '/other'],
     ['http://elsewhere/v2/x', 'http://elsewhere/v2/x'],
-    ['//elsewhere/v2/x', '//elsewhere/v2/x']
+    ['//elsewhere/v2/x', '//elsewhere/v2/x'],
+    [`${up.url}/v2/y?z=1`, '/api/y?z=1'],
+    [`${up.url}/elsewhere`, `${up.url}/elsewhere`]
   ]
   for (const [upstream, client] of cases) {
     const res = await request(`${gw.url}/api/go?to=${encodeURIComponent(upstream)}`)
@@ -108,6 +110,17 @@ test('Location headers under the rewrite prefix come back under the gateway pref
     t.equal(res.headers.location, client, upstream)
     await res.body.dump()
   }
+})
+
+test('Location mapping with the rewrite prefix taken from the upstream URL path', async (t) => {
+  const up = await startHttpUpstream(t, (req, res) => {
+    res.writeHead(301, { location: `${req.url ?? ''}-moved` })
+    res.end()
+  })
+  const gw = await buildGateway(t, { routes: [{ prefix: '/api', upstream: `${up.url}/base/`, auth: 'none' }] })
+  const res = await request(`${gw.url}/api/page`)
+  t.equal(res.headers.location, '/api/page-moved', 'the upstream saw /base/page and redirected under /base')
+  await res.body.dump()
 })
 
 test('forwarded headers, request id and hop-by-hop headers', async (t) => {

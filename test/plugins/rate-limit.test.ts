@@ -23,6 +23,27 @@ test('top-level rate_limit: 429 RATE_LIMITED with retry-after once the window is
   t.equal((await request(`${gw.url}/health`)).statusCode, 200)
 })
 
+test('each route has its own budget; /auth/token and /auth/refresh share one', async (t) => {
+  const up = await startHttpUpstream(t, (_req, res) => { res.end('ok') })
+  const gw = await buildGateway(t, {
+    rate_limit: { max: 2, window: '1m' },
+    jwt_secret: 'rate-limit-test-secret-0123456789abcdef',
+    routes: [{ prefix: '/a', upstream: up.url, auth: 'none' }, { prefix: '/b', upstream: up.url, auth: 'none' }]
+  })
+  const status = async (path: string, method = 'GET'): Promise<number> => {
+    const res = await request(`${gw.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined })
+    await res.body.dump()
+    return res.statusCode
+  }
+  t.same([await status('/a/1'), await status('/a/2'), await status('/a/3')], [200, 200, 429])
+  t.same([await status('/b/1'), await status('/b/2'), await status('/b/3')], [200, 200, 429], '/b was not charged for /a')
+  const token = await status('/auth/token', 'POST')
+  const refresh = await status('/auth/refresh', 'POST')
+  t.not(token, 429)
+  t.not(refresh, 429)
+  t.equal(await status('/auth/token', 'POST'), 429, 'the refresh call used the shared /auth budget')
+})
+
 test('per-route override and opt-out', async (t) => {
   const up = await startHttpUpstream(t, (_req, res) => { res.end('ok') })
   const gw = await buildGateway(t, {

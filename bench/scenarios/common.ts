@@ -139,6 +139,34 @@ export async function probeWs (url: string): Promise<{ ok: boolean, detail: stri
   })
 }
 
+/**
+ * Every (size, target) pair measured once per round, rounds interleaved (every target, then
+ * again), so each round's rows were taken under the same conditions on the box. A failed
+ * measurement becomes a note and the run goes on.
+ */
+export async function measureRounds<T extends { target: string, label: string }> (
+  ctx: Context,
+  result: ScenarioResult,
+  sizes: Array<[number, string]>,
+  targets: T[],
+  measure: (t: T, size: number, kase: string, round: number) => Promise<Row>
+): Promise<void> {
+  for (let round = 0; round < ctx.opts.rounds; round++) {
+    for (const [size, kase] of sizes) {
+      for (const t of targets) {
+        ctx.log(`  ${result.name} ${kase} ${t.target}${ctx.opts.rounds > 1 ? ` (round ${round + 1})` : ''}`)
+        try {
+          const row = await measure(t, size, kase, round)
+          result.rows.push(row)
+          ctx.log(`    ${Math.round(row.value)} ${row.unit}, p50 ${row.p50Ms?.toFixed(2)} ms, p99 ${row.p99Ms?.toFixed(2)} ms, CPU ${row.proxyCpuPct?.toFixed(0)}%${row.errors > 0 ? `, ${row.errors} errors` : ''}`)
+        } catch (err) {
+          result.notes.push(`${t.label}, ${kase}: ${(err as Error).message}`)
+        }
+      }
+    }
+  }
+}
+
 export function median (values: number[]): number {
   const v = values.filter(n => Number.isFinite(n)).sort((a, b) => a - b)
   if (v.length === 0) return NaN

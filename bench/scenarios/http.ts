@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { httpLoad } from '../lib/http-load.js'
 import { cpuSeconds } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
-import { API_KEY, DEVICE, Stack, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
+import { API_KEY, DEVICE, Stack, measureRounds, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
 
 export const HTTP_SIZES: Array<[number, string]> = [[100, '100 B'], [10_240, '10 KB']]
 
@@ -142,20 +142,7 @@ export async function runHttp (ctx: Context): Promise<ScenarioResult> {
       }
     }
 
-    for (let round = 0; round < ctx.opts.rounds; round++) {
-      for (const [size, kase] of HTTP_SIZES) {
-        for (const t of ready) {
-          ctx.log(`  http ${kase} ${t.target}${ctx.opts.rounds > 1 ? ` (round ${round + 1})` : ''}`)
-          try {
-            const row = await measure(ctx, t, size, kase, round, up.child.pid)
-            result.rows.push(row)
-            ctx.log(`    ${Math.round(row.value)} req/s, p50 ${row.p50Ms?.toFixed(2)} ms, p99 ${row.p99Ms?.toFixed(2)} ms, CPU ${row.proxyCpuPct?.toFixed(0)}%${row.errors > 0 ? `, ${row.errors} errors` : ''}`)
-          } catch (err) {
-            result.notes.push(`${t.label}, ${kase}: ${(err as Error).message}`)
-          }
-        }
-      }
-    }
+    await measureRounds(ctx, result, HTTP_SIZES, ready, async (t, size, kase, round) => await measure(ctx, t, size, kase, round, up.child.pid))
     if (ctx.loadgen === 'autocannon') {
       const why = ctx.machine.wrk === undefined ? 'wrk is not installed: `apt-get install -y nginx wrk`' : '--loadgen autocannon'
       result.notes.push(`Load generated with autocannon (${why}); autocannon needs more CPU than wrk on this 2-core box, so absolute numbers are lower.`)

@@ -2,7 +2,7 @@ import { loadavg } from 'node:os'
 import { Child, cpuSeconds } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { WsEchoOptions } from '../load/ws-echo.js'
-import { Stack, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
+import { Stack, measureRounds, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
 
 export const WS_SIZES: Array<[number, string]> = [[64, '64 B'], [4096, '4 KB']]
 
@@ -74,20 +74,7 @@ export async function runWs (ctx: Context): Promise<ScenarioResult> {
     }
     if (wants(ctx, 'gateway')) targets.push({ target: 'gateway', label: 'gateway route, websocket: true', url: `ws://127.0.0.1:${gw.port}/wsecho/echo`, pid: gw.child.pid })
 
-    for (let round = 0; round < ctx.opts.rounds; round++) {
-      for (const [size, kase] of WS_SIZES) {
-        for (const t of targets) {
-          ctx.log(`  ws ${kase} ${t.target}${ctx.opts.rounds > 1 ? ` (round ${round + 1})` : ''}`)
-          try {
-            const row = await measure(ctx, t, size, kase, round, up.child.pid)
-            result.rows.push(row)
-            ctx.log(`    ${Math.round(row.value)} msg/s, p50 ${row.p50Ms?.toFixed(2)} ms, p99 ${row.p99Ms?.toFixed(2)} ms, CPU ${row.proxyCpuPct?.toFixed(0)}%${row.errors > 0 ? `, ${row.errors} errors` : ''}`)
-          } catch (err) {
-            result.notes.push(`${t.label}, ${kase}: ${(err as Error).message}`)
-          }
-        }
-      }
-    }
+    await measureRounds(ctx, result, WS_SIZES, targets, async (t, size, kase, round) => await measure(ctx, t, size, kase, round, up.child.pid))
   } finally {
     await stack.close()
   }

@@ -68,6 +68,6 @@ export default fp(async (fastify) => {
   fastify.decorate('rateLimitFor', (group: string, override?: RateLimitConfig | false) => {
     const limit = override === undefined ? fastify.config.rateLimit : override
     if (limit === false || limit === undefined) return undefined
-    return { max: limit.max, timeWindow: limit.windowMs, groupId: `|${group}` }
+    return { max: limit.max, timeWindow: limit.windowMs, groupId: group }
   })
 }, { name: 'rate-limit', dependencies: ['config', 'errors'] })

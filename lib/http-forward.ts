@@ -101,22 +101,18 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    const out: Record<string, string | string[] | number> = {}
+    // Fastify's getHeaders() is a fresh object: the gateway's own headers (request id, rate
+    // limit) go in first and win over the upstream's, without a second copy per request.
+    const out = this.reply.getHeaders() as Record<string, string | string[] | number | undefined>
     for (const name in headers) {
-      if (HOP_BY_HOP_RESPONSE.has(name)) continue
       const value = headers[name]
-      if (value !== undefined) out[name] = value
+      if (value === undefined || HOP_BY_HOP_RESPONSE.has(name) || out[name] !== undefined) continue
+      out[name] = value
     }
-    const location = out.location
-    if (typeof location === 'string') out.location = gatewayLocation(location, this.opts.prefix, this.opts.rewritePrefix, this.opts.origin)
-    // The gateway's own headers (request id, rate limit) win over the upstream's.
-    const own = this.reply.getHeaders()
-    for (const name in own) {
-      const value = own[name]
-      if (value !== undefined) out[name] = value
-    }
+    const location = headers.location
+    if (typeof location === 'string' && out.location === location) out.location = gatewayLocation(location, this.opts.prefix, this.opts.rewritePrefix, this.opts.origin)
     out['x-request-id'] = this.request.id
-    this.res.writeHead(statusCode, out)
+    this.res.writeHead(statusCode, out as Record<string, string | string[] | number>)
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -171,6 +171,26 @@ test('forwarded headers, request id and hop-by-hop headers', async (t) => {
   t.equal(headers['x-request-id'], gen.headers['x-request-id'])
 })
 
+test('the gateway\'s own response headers win over the same names from the upstream', async (t) => {
+  const up = await startHttpUpstream(t, (_req, res) => {
+    res.writeHead(200, {
+      'x-request-id': 'from-upstream',
+      'x-ratelimit-limit': '999',
+      'x-upstream-only': 'kept',
+      connection: 'keep-alive',
+      'keep-alive': 'timeout=5'
+    })
+    res.end('ok')
+  })
+  const gw = await buildGateway(t, { rate_limit: { max: 5, window: '1m' }, routes: [{ prefix: '/api', upstream: up.url, auth: 'none' }] })
+  const res = await request(`${gw.url}/api/x`, { headers: { 'x-request-id': 'client-7' } })
+  t.equal(await res.body.text(), 'ok')
+  t.equal(res.headers['x-request-id'], 'client-7', 'the request id is the gateway\'s')
+  t.equal(res.headers['x-ratelimit-limit'], '5', 'the rate-limit headers are the gateway\'s')
+  t.equal(res.headers['x-upstream-only'], 'kept', 'other upstream headers pass')
+  t.not(res.headers['keep-alive'], 'timeout=5', 'hop-by-hop headers of the upstream hop are not passed')
+})
+
 test('refused upstream: 502 UPSTREAM_UNAVAILABLE with a JSON body', async (t) => {
   // Take a free port and close it, so nothing listens there.
   const probe = createServer().listen(0, '127.0.0.1')

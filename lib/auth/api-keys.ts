@@ -1,9 +1,12 @@
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import type { ApiKeyConfig } from '../../schemas/config.js'
 import type { Principal } from './principal.js'
 
+/** Node's one-shot hash (20.12+) skips the Hash object a per-request key check would build. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash
+
 export function sha256Hex (value: string): string {
-  return createHash('sha256').update(value).digest('hex')
+  return oneShot !== undefined ? oneShot('sha256', value, 'hex') : crypto.createHash('sha256').update(value).digest('hex')
 }
 
 /**
@@ -11,10 +14,18 @@ export function sha256Hex (value: string): string {
  * and looked up, so no key is ever compared or kept in clear.
  */
 export class ApiKeyStore {
-  private readonly keys = new Map<string, ApiKeyConfig>()
+  /**
+   * One frozen principal per key, the same object on every request: the authenticator links a
+   * principal to its credential in a WeakMap, and a new object per request made that a new
+   * entry (and garbage) per request.
+   */
+  private readonly keys = new Map<string, Principal>()
 
   constructor (keys: ApiKeyConfig[]) {
-    for (const key of keys) this.keys.set(key.key_sha256.toLowerCase(), key)
+    for (const key of keys) {
+      const scopes = Object.freeze([...(key.scopes ?? [])]) as string[]
+      this.keys.set(key.key_sha256.toLowerCase(), Object.freeze({ user_id: key.user_id, method: 'api_key', scopes }))
+    }
   }
 
   /** The principal for a presented key, with the key's hash (the handle for later checks), or undefined. */
@@ -27,8 +38,7 @@ export class ApiKeyStore {
 
   /** The principal of the key with this hash while it is configured. */
   principalOf (hash: string): Principal | undefined {
-    const entry = this.keys.get(hash)
-    return entry !== undefined ? { user_id: entry.user_id, method: 'api_key', scopes: [...(entry.scopes ?? [])] } : undefined
+    return this.keys.get(hash)
   }
 
   /** True while a key with this hash is configured. */

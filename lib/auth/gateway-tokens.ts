@@ -22,11 +22,15 @@ export class GatewayTokens {
    * presents the same token on every request, and decoding plus an HMAC per request was
    * most of what `auth: required` cost. Revocation is still checked by the caller each time.
    */
-  private readonly verified = new Map<string, { principal: Principal, sid: string }>()
+  private readonly verified = new Map<string, { ok: true, principal: Principal, sid: string }>()
 
   constructor (private readonly codec: JwtCodec, private readonly algorithm: string, readonly ttlMs: number) {}
 
-  /** A token verified before and not expired since (a fresh principal object), or undefined. */
+  /**
+   * A token verified before and not expired since, or undefined. Its principal is the same
+   * frozen object for every request with that token, so the authenticator's WeakMap links
+   * it once, not once per request.
+   */
   lookup (token: string): AccessTokenResult | undefined {
     const hit = this.verified.get(token)
     if (hit === undefined) return undefined
@@ -34,7 +38,7 @@ export class GatewayTokens {
       this.verified.delete(token)
       return undefined
     }
-    return { ok: true, principal: { ...hit.principal, scopes: [...hit.principal.scopes] }, sid: hit.sid }
+    return hit
   }
 
   /** True when a token says it is the gateway's (unverified: only chooses the verifier). */
@@ -71,7 +75,8 @@ export class GatewayTokens {
     if (typeof did === 'string') principal.device_id = did
     if (typeof sst === 'string') principal.subscription_status = sst
     if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value as string)
-    this.verified.set(token, { principal: { ...principal, scopes: [...principal.scopes] }, sid })
+    const frozen = Object.freeze({ ...principal, scopes: Object.freeze([...principal.scopes]) as string[] })
+    this.verified.set(token, Object.freeze({ ok: true, principal: frozen, sid }))
     return { ok: true, principal, sid }
   }
 }

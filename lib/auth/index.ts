@@ -129,8 +129,11 @@ export class Authenticator {
     if (!result.ok) return result
     if (this.opts.refresh.isRevoked(result.sid)) return refuse('token revoked')
     const principal = result.principal
-    this.grants.set(principal, { method: 'family', sid: result.sid })
-    this.families.set(principal, result.sid)
+    // A remembered token's principal is one object per token, linked on its first use.
+    if (!this.grants.has(principal)) {
+      this.grants.set(principal, { method: 'family', sid: result.sid })
+      this.families.set(principal, result.sid)
+    }
     return allow(principal)
   }
 

@@ -1,6 +1,9 @@
 import { test } from 'tap'
 import pino from 'pino'
+import { createHash } from 'node:crypto'
 import { AuthCache } from '../../lib/auth/cache.js'
+import { ApiKeyStore, sha256Hex } from '../../lib/auth/api-keys.js'
+import { GatewayTokens } from '../../lib/auth/gateway-tokens.js'
 import { RefreshStore } from '../../lib/auth/refresh-store.js'
 import type { Principal } from '../../lib/auth/principal.js'
 import { ConnectionRegistry, TRANSITIONS, type ConnectionState } from '../../lib/registry.js'
@@ -101,4 +104,32 @@ test('registry: list filters and pages with a cursor', async (t) => {
   t.equal(registry.list({ user_id: 'alice' }).connections.length, 3)
   t.equal(registry.list({ device_id: 'd1', state: 'authorizing' }).connections.length, 1)
   t.same(registry.countByState(), { initial: 4, authorizing: 1, running: 0, paused: 0, refreshing: 0, stopping: 0, closed: 0 })
+})
+
+test('a remembered access token and a configured API key give one frozen principal each, the same object on every request', async (t) => {
+  const { createSigner, createVerifier } = await import('fast-jwt')
+  const key = 'unit-test-secret-0123456789abcdef0123456789'
+  const codec = { sign: createSigner({ key, algorithm: 'HS256', expiresIn: 60_000 }), verify: createVerifier({ key, algorithms: ['HS256'] }) }
+  const tokens = new GatewayTokens(codec, 'HS256', 60_000)
+  const { token } = tokens.sign(alice, 'sid-1')
+  const first = tokens.verify(token)
+  t.ok(first.ok)
+  const a = tokens.lookup(token)
+  const b = tokens.lookup(token)
+  t.ok(a?.ok === true && b?.ok === true)
+  if (a?.ok !== true || b?.ok !== true) return
+  t.equal(a.principal, b.principal, 'the same principal object for the same token')
+  t.same(a.principal, { user_id: 'alice', device_id: 'd1', method: 'device', scopes: [], expires_at: a.principal.expires_at })
+  t.equal(a.sid, 'sid-1')
+  t.ok(Object.isFrozen(a.principal) && Object.isFrozen(a.principal.scopes), 'shared, so frozen')
+  t.throws(() => { (a.principal as { user_id: string }).user_id = 'mallory' }, TypeError, 'no caller can change it for the next request')
+
+  const store = new ApiKeyStore([{ key_sha256: sha256Hex('k-1'), user_id: 'bob', scopes: ['read'] }])
+  t.equal(sha256Hex('k-1'), createHash('sha256').update('k-1').digest('hex'), 'the one-shot hash is sha256 hex')
+  const k1 = store.lookup('k-1')
+  const k2 = store.lookup('k-1')
+  t.equal(k1?.principal, k2?.principal, 'the same principal object for the same key')
+  t.same(k1?.principal, { user_id: 'bob', method: 'api_key', scopes: ['read'] })
+  t.ok(k1 !== undefined && Object.isFrozen(k1.principal) && Object.isFrozen(k1.principal.scopes))
+  t.equal(store.lookup('other'), undefined)
 })

@@ -2,10 +2,12 @@
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** One label set's counts: per bucket (not cumulative), sum and count. */
-class Series {
+export class Series {
   readonly counts = new Array<number>(BUCKETS.length).fill(0)
   sum = 0
   count = 0
+  /** False once the histogram was reset: a caller holding it looks it up again. */
+  live = true
 
   constructor (readonly labels: Record<string, string>) {}
 
@@ -64,6 +66,7 @@ export class RouteHistogram {
   }
 
   reset (): void {
+    for (const series of this.all.values()) series.live = false
     this.all.clear()
   }
 }

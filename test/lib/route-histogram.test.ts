@@ -23,4 +23,6 @@ test('renders like a prom-client histogram: cumulative buckets, +Inf, sum and co
   t.match(text, 'demo_seconds_count{method="GET",route="/a"} 3')
   registry.resetMetrics()
   t.notMatch(await registry.metrics(), 'demo_seconds_count')
+  t.equal(get.live, false, 'a series dropped by a reset says so to whoever holds it')
+  t.equal(h.find('GET /a'), undefined)
 })

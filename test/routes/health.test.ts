@@ -44,6 +44,28 @@ test('/metrics serves Prometheus text with per-route request durations when enab
   t.match(text, /process_resident_memory_bytes/)
 })
 
+test('route durations are counted per route, method and status, and again after a registry reset', async (t) => {
+  const up = await startHttpUpstream(t, (req, res) => { res.statusCode = req.url === '/missing' ? 404 : 200; res.end('ok') })
+  const gw = await buildGateway(t, { metrics_enabled: true, routes: [{ prefix: '/api', upstream: up.url, auth: 'none' }] })
+  const get = async (path: string, method = 'GET'): Promise<void> => { await (await request(`${gw.url}${path}`, { method: method as 'GET' })).body.text() }
+  await get('/api/a')
+  await get('/api/b')
+  await get('/api/missing')
+  await get('/api/a', 'DELETE')
+  const count = async (labels: string): Promise<number | undefined> => {
+    const text = await (await request(`${gw.url}/metrics`)).body.text()
+    const line = text.split('\n').find(l => l.startsWith('http_request_duration_seconds_count{') && l.includes(labels))
+    return line === undefined ? undefined : Number(line.split(' ').pop())
+  }
+  t.equal(await count('method="GET",route="/api/*",status_code="200"'), 2)
+  t.equal(await count('method="GET",route="/api/*",status_code="404"'), 1)
+  t.equal(await count('method="DELETE",route="/api/*",status_code="200"'), 1)
+  gw.app.promRegistry.resetMetrics()
+  t.equal(await count('method="GET",route="/api/*",status_code="200"'), undefined, 'gone after the reset')
+  await get('/api/a')
+  t.equal(await count('method="GET",route="/api/*",status_code="200"'), 1, 'counted again from zero')
+})
+
 test('/metrics at a custom path, and absent when disabled', async (t) => {
   const on = await buildGateway(t, { metrics_enabled: true, metrics_path: '/internal/prom' })
   t.equal((await request(`${on.url}/internal/prom`)).statusCode, 200)

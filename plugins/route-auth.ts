@@ -48,7 +48,8 @@ export default fp(async (fastify) => {
     if (bearer !== undefined) {
       result = authenticator.authenticateBearer(bearer)
     } else if (typeof apiKey === 'string') {
-      result = authenticator.authenticateApiKey(apiKey)
+      // Shared: a per-request check never starts a login, so the key's one principal serves.
+      result = authenticator.authenticateApiKey(apiKey, true)
     } else {
       done(new UnauthorizedError('send Authorization: Bearer <token> or X-API-Key'))
       return

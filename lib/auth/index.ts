@@ -100,11 +100,20 @@ export class Authenticator {
     return result.ok ? this.granted({ ...result.principal }, credential) : result
   }
 
-  /** A key from `X-API-Key` or a hello frame, looked up by its sha256. */
-  authenticateApiKey (key: string): AuthResult {
+  /**
+   * A key from `X-API-Key` or a hello frame, looked up by its sha256. A login (hello,
+   * `/auth/token`) gets a principal of its own, since its refresh family is linked to that
+   * object. `shared` is for checks that never log in (route auth, once per request): the
+   * key's one frozen principal, linked once rather than a new WeakMap entry per request.
+   */
+  authenticateApiKey (key: string, shared = false): AuthResult {
     const found = this.opts.apiKeys.lookup(key)
     if (found === undefined) return refuse('unknown api key')
-    return this.granted(found.principal, { method: 'api_key', key_sha256: found.hash })
+    if (shared) {
+      if (!this.grants.has(found.principal)) this.grants.set(found.principal, { method: 'api_key', key_sha256: found.hash })
+      return allow(found.principal)
+    }
+    return this.granted({ ...found.principal, scopes: [...found.principal.scopes] }, { method: 'api_key', key_sha256: found.hash })
   }
 
   /** An external JWT (cached until the earlier of the cache TTL and its `exp`). */

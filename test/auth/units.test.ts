@@ -4,8 +4,10 @@ import { createHash } from 'node:crypto'
 import { AuthCache } from '../../lib/auth/cache.js'
 import { ApiKeyStore, sha256Hex } from '../../lib/auth/api-keys.js'
 import { GatewayTokens } from '../../lib/auth/gateway-tokens.js'
+import { Authenticator, type Credential } from '../../lib/auth/index.js'
+import type { DeviceAuthenticator } from '../../lib/auth/types.js'
 import { RefreshStore } from '../../lib/auth/refresh-store.js'
-import type { Principal } from '../../lib/auth/principal.js'
+import type { AuthResult, Principal } from '../../lib/auth/principal.js'
 import { ConnectionRegistry, TRANSITIONS, type ConnectionState } from '../../lib/registry.js'
 
 const alice: Principal = { user_id: 'alice', device_id: 'd1', method: 'device', scopes: [] }
@@ -132,4 +134,43 @@ test('a remembered access token and a configured API key give one frozen princip
   t.same(k1?.principal, { user_id: 'bob', method: 'api_key', scopes: ['read'] })
   t.ok(k1 !== undefined && Object.isFrozen(k1.principal) && Object.isFrozen(k1.principal.scopes))
   t.equal(store.lookup('other'), undefined)
+})
+
+test('two logins with one API key keep their own refresh families; only per-request route checks share the key\'s principal', async (t) => {
+  const { createSigner, createVerifier } = await import('fast-jwt')
+  const key = 'unit-test-secret-0123456789abcdef0123456789'
+  const codec = { sign: createSigner({ key, algorithm: 'HS256', expiresIn: 60_000 }), verify: createVerifier({ key, algorithms: ['HS256'] }) }
+  const refresh = new RefreshStore<Credential>({ ttlMs: 3_600_000, max: 100, revokedTtlMs: 60_000 })
+  const auth = new Authenticator({
+    deviceAuth: {} as DeviceAuthenticator,
+    apiKeys: new ApiKeyStore([{ key_sha256: sha256Hex('k-1'), user_id: 'bob', scopes: ['read'] }]),
+    tokens: new GatewayTokens(codec, 'HS256', 60_000),
+    refresh,
+    cache: new AuthCache({ max: 10, ttlMs: 1000 }),
+    log: pino({ level: 'silent' })
+  })
+  const sidOf = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { sid: string }).sid
+  const principalOf = (result: AuthResult): Principal => {
+    if (!result.ok) throw new Error(result.reason)
+    return result.principal
+  }
+  // Session A says hello with the key; then B (or POST /auth/token) logs in with the same key.
+  const a = principalOf(auth.authenticateApiKey('k-1'))
+  const pairA = auth.issueTokens(a)
+  const b = principalOf(auth.authenticateApiKey('k-1'))
+  const pairB = auth.issueTokens(b)
+  t.not(a, b, 'each login has its own principal')
+  t.not(sidOf(pairA.access_token), sidOf(pairB.access_token))
+  const renewed = auth.renewAccess(a)
+  t.equal(renewed !== undefined && sidOf(renewed.access_token), sidOf(pairA.access_token), 'A renews within its own login, not the last one issued for the key')
+  // B's refresh token used twice revokes B's login only.
+  t.ok((await auth.refreshTokens(pairB.refresh_token)).ok)
+  t.notOk((await auth.refreshTokens(pairB.refresh_token)).ok)
+  const again = auth.renewAccess(a)
+  t.ok(again !== undefined && !refresh.isRevoked(sidOf(again.access_token)), 'A is untouched by B\'s revocation')
+
+  const r1 = principalOf(auth.authenticateApiKey('k-1', true))
+  const r2 = principalOf(auth.authenticateApiKey('k-1', true))
+  t.equal(r1, r2, 'route checks share one frozen principal')
+  t.ok(Object.isFrozen(r1))
 })

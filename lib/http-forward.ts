@@ -106,7 +106,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const out = this.reply.getHeaders() as Record<string, string | string[] | number | undefined>
     for (const name in headers) {
       const value = headers[name]
-      if (value === undefined || HOP_BY_HOP_RESPONSE.has(name) || out[name] !== undefined) continue
+      if (value === undefined || HOP_BY_HOP_RESPONSE.has(name) || Object.hasOwn(out, name)) continue
       out[name] = value
     }
     const location = headers.location

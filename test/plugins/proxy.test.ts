@@ -177,6 +177,7 @@ test('the gateway\'s own response headers win over the same names from the upstr
       'x-request-id': 'from-upstream',
       'x-ratelimit-limit': '999',
       'x-upstream-only': 'kept',
+      constructor: 'a header name that is also an Object property',
       connection: 'keep-alive',
       'keep-alive': 'timeout=5'
     })
@@ -188,6 +189,7 @@ test('the gateway\'s own response headers win over the same names from the upstr
   t.equal(res.headers['x-request-id'], 'client-7', 'the request id is the gateway\'s')
   t.equal(res.headers['x-ratelimit-limit'], '5', 'the rate-limit headers are the gateway\'s')
   t.equal(res.headers['x-upstream-only'], 'kept', 'other upstream headers pass')
+  t.ok(Object.hasOwn(res.headers, 'constructor') && res.headers.constructor as unknown === 'a header name that is also an Object property', 'even one named like an Object property')
   t.not(res.headers['keep-alive'], 'timeout=5', 'hop-by-hop headers of the upstream hop are not passed')
 })
 

@@ -37,10 +37,15 @@ export function newScenario (name: ScenarioName, ctx: Context): ScenarioResult {
   }
 }
 
-export async function startUpstream (stack: Stack): Promise<{ child: Child, port: number }> {
-  const { child, ready } = await Child.start('servers/upstream.js', { name: 'upstream' })
+/** A bench server process (bench/servers/), stopped with the stack, and the port it listens on. */
+async function startServer (stack: Stack, script: string, name: string, options?: Record<string, unknown>): Promise<{ child: Child, port: number }> {
+  const { child, ready } = await Child.start(script, { name, options })
   stack.push(async () => await child.stop())
   return { child, port: ready.port as number }
+}
+
+export async function startUpstream (stack: Stack): Promise<{ child: Child, port: number }> {
+  return await startServer(stack, 'servers/upstream.js', 'upstream')
 }
 
 /**
@@ -85,16 +90,12 @@ export async function startGateway (ctx: Context, stack: Stack, scenario: Scenar
 }
 
 export async function startBare (stack: Stack, upstreamPort: number): Promise<{ child: Child, port: number }> {
-  const { child, ready } = await Child.start('servers/bare-proxy.js', { name: 'bare-proxy', options: { upstream: `http://127.0.0.1:${upstreamPort}` } })
-  stack.push(async () => await child.stop())
-  return { child, port: ready.port as number }
+  return await startServer(stack, 'servers/bare-proxy.js', 'bare-proxy', { upstream: `http://127.0.0.1:${upstreamPort}` })
 }
 
 /** The Node floor: plain http + undici Pool, and a raw TCP relay for upgrades (bench/servers/node-proxy.ts). */
 export async function startNodeFloor (stack: Stack, upstreamPort: number): Promise<{ child: Child, port: number }> {
-  const { child, ready } = await Child.start('servers/node-proxy.js', { name: 'node-proxy', options: { upstream: `http://127.0.0.1:${upstreamPort}` } })
-  stack.push(async () => await child.stop())
-  return { child, port: ready.port as number }
+  return await startServer(stack, 'servers/node-proxy.js', 'node-proxy', { upstream: `http://127.0.0.1:${upstreamPort}` })
 }
 
 /** nginx, or undefined with a note saying why it was skipped. */

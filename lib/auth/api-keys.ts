@@ -1,13 +1,6 @@
-import * as crypto from 'node:crypto'
 import type { ApiKeyConfig } from '../../schemas/config.js'
 import type { Principal } from './principal.js'
-
-/** Node's one-shot hash (20.12+) skips the Hash object a per-request key check would build. */
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash
-
-export function sha256Hex (value: string): string {
-  return oneShot !== undefined ? oneShot('sha256', value, 'hex') : crypto.createHash('sha256').update(value).digest('hex')
-}
+import { sha256Hex } from '../hash.js'
 
 /**
  * API keys from the config, held only as sha256 hashes: the presented key is hashed

@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
+import { sha256Digest as sha256 } from '../hash.js'
 import type { DeviceConfig } from '../../schemas/config.js'
 import type { DeviceAuthenticator, DeviceCheck } from './types.js'
 
@@ -6,10 +7,6 @@ interface KnownDevice {
   tokenDigest: Buffer
   userId: string
   subscriptionStatus?: string
-}
-
-function sha256 (text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest()
 }
 
 // Compared against when the device is unknown, so that a miss costs the same as a wrong token.

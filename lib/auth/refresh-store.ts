@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { sha256Digest } from '../hash.js'
 import type { Principal } from './principal.js'
 
 export interface RefreshStoreOptions {
@@ -40,7 +41,7 @@ export type RotateResult<C> = Exclude<InspectResult<C>, { status: 'ok' }> | { st
 const TOKEN = /^([A-Za-z0-9_-]{22})\.(\d{1,10})\.([A-Za-z0-9_-]{43})$/
 
 function hashToken (token: string): Buffer {
-  return createHash('sha256').update(token).digest()
+  return sha256Digest(token)
 }
 
 /**

@@ -1,10 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
+import { sha256Digest as digest } from '../../lib/hash.js'
 import type { FastifyInstance } from 'fastify'
 import { UnauthorizedError } from '../../lib/errors.js'
-
-function digest (text: string): Buffer {
-  return createHash('sha256').update(text).digest()
-}
 
 /**
  * Every /admin route needs `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`, compared in

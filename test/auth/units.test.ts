@@ -2,7 +2,8 @@ import { test } from 'tap'
 import pino from 'pino'
 import { createHash } from 'node:crypto'
 import { AuthCache } from '../../lib/auth/cache.js'
-import { ApiKeyStore, sha256Hex } from '../../lib/auth/api-keys.js'
+import { ApiKeyStore } from '../../lib/auth/api-keys.js'
+import { sha256Digest, sha256Hex } from '../../lib/hash.js'
 import { GatewayTokens } from '../../lib/auth/gateway-tokens.js'
 import { Authenticator, type Credential } from '../../lib/auth/index.js'
 import type { DeviceAuthenticator } from '../../lib/auth/types.js'
@@ -128,6 +129,7 @@ test('a remembered access token and a configured API key give one frozen princip
 
   const store = new ApiKeyStore([{ key_sha256: sha256Hex('k-1'), user_id: 'bob', scopes: ['read'] }])
   t.equal(sha256Hex('k-1'), createHash('sha256').update('k-1').digest('hex'), 'the one-shot hash is sha256 hex')
+  t.same(sha256Digest('k-1 ключ'), createHash('sha256').update('k-1 ключ', 'utf8').digest(), 'the one-shot digest is sha256 of the UTF-8 bytes')
   const k1 = store.lookup('k-1')
   const k2 = store.lookup('k-1')
   t.equal(k1?.principal, k2?.principal, 'the same principal object for the same key')

@@ -137,7 +137,7 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     ['Load average at start', `${m.loadavgAtStart.join(' / ')} (1/5/15 min; other work on the box adds noise, see the loadavg column in latest.json)`],
     ['HTTP load generator', loadgen === 'wrk' ? `wrk ${m.wrk ?? ''} (\`-t1 -c${o.connections}\`)` : `autocannon (\`-c ${o.connections}\`)`],
     ['nginx', m.nginx ?? 'not installed: `apt-get install -y nginx wrk`'],
-    ['Durations', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s), interleaved: values are medians; ratios are the median of the ratios of each round (the range across rounds is shown beside each target)`]
+    ['Durations', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s), interleaved (each round starts one target later): values are medians; ratios are the median of the ratios of each round (the range across rounds is shown beside each target)`]
   ]), '')
   lines.push('Ratios measured side by side in the same run are the headline; absolute numbers are context for this machine.', '')
 

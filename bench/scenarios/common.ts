@@ -153,8 +153,11 @@ export async function measureRounds<T extends { target: string, label: string }>
   measure: (t: T, size: number, kase: string, round: number) => Promise<Row>
 ): Promise<void> {
   for (let round = 0; round < ctx.opts.rounds; round++) {
+    // Each round starts one target later, so no target always runs in the same place of a round
+    // (right after the same neighbour, or late in a long stretch of load).
+    const order = targets.map((_, i) => targets[(i + round) % targets.length])
     for (const [size, kase] of sizes) {
-      for (const t of targets) {
+      for (const t of order) {
         ctx.log(`  ${result.name} ${kase} ${t.target}${ctx.opts.rounds > 1 ? ` (round ${round + 1})` : ''}`)
         try {
           const row = await measure(t, size, kase, round)

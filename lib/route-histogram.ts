@@ -2,7 +2,7 @@
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** One label set's counts: per bucket (not cumulative), sum and count. */
-export class Series {
+class Series {
   readonly counts = new Array<number>(BUCKETS.length).fill(0)
   sum = 0
   count = 0

@@ -90,7 +90,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
 
   constructor (private readonly request: FastifyRequest, private readonly reply: FastifyReply, private readonly opts: ForwarderOptions) {
     this.res = reply.raw
-    this.res.once('close', () => {
+    // `on`, not `once`: a response closes once, and `once` would add a wrapper and a removeListener per request.
+    this.res.on('close', () => {
       // The client left before the answer was complete: stop the upstream request too.
       if (!this.res.writableFinished) this.controller?.abort(new Error('client closed the connection'))
     })

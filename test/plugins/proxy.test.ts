@@ -1,8 +1,8 @@
 import { test } from 'tap'
 import { request } from 'undici'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { buildGateway, startHttpUpstream } from '../helper.js'
 
 test('GET and POST are proxied with the prefix stripped, bodies streamed both ways', async (t) => {
@@ -239,6 +239,25 @@ test('an upstream that dies mid-response does not crash the gateway', async (t) 
   const res = await request(`${gw.url}/api/x`)
   await t.rejects(res.body.text())
   t.equal((await request(`${gw.url}/health`)).statusCode, 200)
+})
+
+test('a client that leaves before the answer cancels the upstream request', async (t) => {
+  const upstream = new EventEmitter()
+  const up = await startHttpUpstream(t, (_req, res) => {
+    // Never answers: only the client's departure can end this request before the route timeout.
+    res.on('close', () => upstream.emit('closed'))
+    upstream.emit('request')
+  })
+  const gw = await buildGateway(t, { routes: [{ prefix: '/hold', upstream: up.url, timeout: '30s', auth: 'none' }] })
+  const started = Date.now()
+  const client = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  client.on('error', () => {})
+  client.write('GET /hold/x HTTP/1.1\r\nHost: gw\r\n\r\n')
+  await once(upstream, 'request')
+  const closed = once(upstream, 'closed')
+  client.destroy()
+  await closed
+  t.ok(Date.now() - started < 5_000, 'the upstream request ended well before the 30 s timeout')
 })
 
 test('auth: required (the default) refuses with 401 until a credential is given', async (t) => {

@@ -209,6 +209,7 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     'npm run bench -- idle --sessions 20000',
     'npm run bench -- http --profile   # gateway under --cpu-prof; prints the top 25 self-time functions',
     'npm run bench -- --help',
+    'npx -p node@24 -c \'npm run bench\'  # the same on Node 24, fetched from the npm registry (the system\'s Node is left alone)',
     '```'
   ].join('\n'), '')
   return lines.join('\n')

@@ -23,7 +23,9 @@ function mib (bytes: number): string {
 
 function result (t: TargetResult): string {
   if (t.pass === null) return 'not measured'
-  return t.pass ? '**PASS**' : '**FAIL**'
+  const verdict = t.pass ? '**PASS**' : '**FAIL**'
+  // The run's rounds put the requirement inside the median's confidence interval: say so beside the verdict.
+  return t.withinNoise === true ? `${verdict} (within noise)` : verdict
 }
 
 /** A markdown table; the first `left` columns are text (left-aligned), the rest numbers. */
@@ -137,12 +139,15 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     ['Load average at start', `${m.loadavgAtStart.join(' / ')} (1/5/15 min; other work on the box adds noise, see the loadavg column in latest.json)`],
     ['HTTP load generator', loadgen === 'wrk' ? `wrk ${m.wrk ?? ''} (\`-t1 -c${o.connections}\`)` : `autocannon (\`-c ${o.connections}\`)`],
     ['nginx', m.nginx ?? 'not installed: `apt-get install -y nginx wrk`'],
-    ['Durations', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s), interleaved (each round starts one target later): values are medians; ratios are the median of the ratios of each round (the range across rounds is shown beside each target)`]
+    ['Durations', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s), interleaved (each round starts one target later): values are medians; ratios are the median of the ratios of each round (shown beside each target: the range across rounds, and the distribution-free confidence interval of that median, from the rounds' order statistics)`]
   ]), '')
   lines.push('Ratios measured side by side in the same run are the headline; absolute numbers are context for this machine.', '')
 
   lines.push('## Targets', '')
   lines.push(table(['Target', 'Required', 'Measured', 'Result', 'Numbers'], targets.map(t => [t.title, t.requirement, t.display, result(t), t.detail]), 5), '')
+  if (targets.some(t => t.withinNoise === true)) {
+    lines.push('_Within noise_: the requirement lies inside the confidence interval of the median ratio, so this run\'s rounds cannot tell pass from fail (the verdict is the median\'s side of the requirement). More rounds narrow the interval.', '')
+  }
 
   lines.push('## Process layout', '')
   lines.push([

@@ -13,6 +13,8 @@ export interface TargetResult {
   detail: string
   /** For a failed target: what the numbers say limits it. */
   limits?: string
+  /** The requirement lies inside the confidence interval of the median ratio: this run's rounds cannot tell pass from fail. */
+  withinNoise?: boolean
 }
 
 const RSS_LIMIT = 12 * 1024
@@ -55,16 +57,53 @@ export function pairedRatios (s: ScenarioResult | undefined, kase: string, a: st
   return ratios
 }
 
-/** The headline ratio `a ÷ b`: the median of the paired per-round ratios, else the ratio of the medians. */
-function headlineRatio (results: Results, scenario: ScenarioName, kase: string, a: Row, b: Row): { ratio: number, range?: [number, number, number] } {
-  const paired = pairedRatios(results.scenarios[scenario], kase, a.target, b.target)
-  if (paired.length < 2) return { ratio: a.value / b.value }
-  return { ratio: median(paired), range: [Math.min(...paired), Math.max(...paired), paired.length] }
+/** A confidence interval for the median of a sample, and the confidence it holds with. */
+export interface MedianInterval { lo: number, hi: number, confidence: number }
+
+/**
+ * The distribution-free confidence interval for the median of `values`: the j-th lowest and
+ * j-th highest value, for the largest j whose confidence (1 − 2·P(Binomial(n, ½) < j)) is at
+ * least `level`; with too few values for `level`, the whole range and the confidence it has.
+ * It assumes nothing about how the noise is spread, which on this shared machine is far from
+ * normal (a process runs at one speed for a minute and at another the next).
+ */
+export function medianInterval (values: number[], level = 0.95): MedianInterval | undefined {
+  const v = values.filter(n => Number.isFinite(n)).sort((a, b) => a - b)
+  const n = v.length
+  if (n < 2) return undefined
+  // below[j] = P(X < j + 1) = P(X ≤ j) for X ~ Binomial(n, ½)
+  const below: number[] = []
+  let term = 0.5 ** n
+  let sum = 0
+  for (let i = 0; i <= n; i++) {
+    sum += term
+    below.push(sum)
+    term = term * (n - i) / (i + 1)
+  }
+  let j = 1
+  while (j + 1 <= n / 2 && 1 - 2 * below[j] >= level) j++
+  return { lo: v[j - 1], hi: v[n - j], confidence: 1 - 2 * below[j - 1] }
 }
 
-/** How many rounds paired up, and their lowest and highest ratio. */
-function rangeText (range: [number, number, number] | undefined, format: (n: number) => string): string {
-  return range === undefined ? '' : ` (${range[2]} rounds: ${format(range[0])} to ${format(range[1])})`
+interface Headline { ratio: number, range?: [number, number, number], interval?: MedianInterval }
+
+/** The headline ratio `a ÷ b`: the median of the paired per-round ratios, else the ratio of the medians. */
+function headlineRatio (results: Results, scenario: ScenarioName, kase: string, a: Row, b: Row): Headline {
+  const paired = pairedRatios(results.scenarios[scenario], kase, a.target, b.target)
+  if (paired.length < 2) return { ratio: a.value / b.value }
+  return { ratio: median(paired), range: [Math.min(...paired), Math.max(...paired), paired.length], interval: medianInterval(paired) }
+}
+
+/** How many rounds paired up, their lowest and highest ratio, and the confidence interval of the median. */
+function rangeText (h: Headline, format: (n: number) => string): string {
+  if (h.range === undefined) return ''
+  const ci = h.interval === undefined ? '' : `; median within ${format(h.interval.lo)} to ${format(h.interval.hi)} at ${Math.floor(h.interval.confidence * 100)}% confidence`
+  return ` (${h.range[2]} rounds: ${format(h.range[0])} to ${format(h.range[1])}${ci})`
+}
+
+/** Whether `threshold` lies inside the interval, so that the run cannot tell pass from fail. */
+function straddles (h: Headline, threshold: number): boolean | undefined {
+  return h.interval === undefined ? undefined : h.interval.lo < threshold && threshold <= h.interval.hi
 }
 
 function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase: string, other: string, otherName: string, min: number, per: string, title: string): TargetResult {
@@ -75,7 +114,8 @@ function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase
   if (gw === undefined || o === undefined) {
     return { id, scenario, title, requirement, display: 'not measured', pass: null, detail: results.scenarios[scenario] === undefined ? 'scenario not run' : `${gw === undefined ? 'gateway' : otherName} not measured` }
   }
-  const { ratio, range } = headlineRatio(results, scenario, kase, gw, o)
+  const h = headlineRatio(results, scenario, kase, gw, o)
+  const { ratio, range } = h
   const pass = ratio >= min
   return {
     id,
@@ -83,8 +123,9 @@ function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase
     title,
     requirement,
     measured: ratio,
-    display: x(ratio, min) + rangeText(range, n => x(n)),
+    display: x(ratio, min) + rangeText(h, n => x(n)),
     pass,
+    withinNoise: straddles(h, min),
     detail: `${range !== undefined ? 'medians of all rounds: ' : ''}${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`,
     limits: pass ? undefined : cpuLimits(gw, o, otherName, per)
   }
@@ -108,8 +149,8 @@ export function evaluateTargets (results: Results): TargetResult[] {
       out.push({ id: `http-auth-${kase}`, scenario: 'http', title, requirement, display: 'not measured', pass: null, detail: `no gateway token route measured (see notes).${info}` })
       continue
     }
-    const { ratio, range } = headlineRatio(results, 'http', kase, gw, token)
-    const cost = ratio - 1
+    const h = headlineRatio(results, 'http', kase, gw, token)
+    const cost = h.ratio - 1
     const pass = cost < 0.10
     out.push({
       id: `http-auth-${kase}`,
@@ -117,8 +158,9 @@ export function evaluateTargets (results: Results): TargetResult[] {
       title,
       requirement,
       measured: cost,
-      display: `${(cost * 100).toFixed(1)}% more` + rangeText(range, n => `${((n - 1) * 100).toFixed(0)}%`),
+      display: `${(cost * 100).toFixed(1)}% more` + rangeText(h, n => `${((n - 1) * 100).toFixed(0)}%`),
       pass,
+      withinNoise: straddles(h, 1.10),
       detail: `${Math.round(token.value).toLocaleString('en-US')} vs ${Math.round(gw.value).toLocaleString('en-US')} req/s (auth: none)${token.cpuUsPerOp !== undefined && gw.cpuUsPerOp !== undefined ? `; CPU per request ${((token.cpuUsPerOp / gw.cpuUsPerOp - 1) * 100).toFixed(0)}% more` : ''}`,
       limits: pass ? undefined : cpuLimits(token, gw, 'the auth: none route', 'request')
     })
@@ -137,7 +179,8 @@ export function evaluateTargets (results: Results): TargetResult[] {
     if (gw === undefined || raw === undefined) {
       out.push({ id: 'streams-16', scenario: 'streams', title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail: s === undefined ? 'scenario not run' : (s.notes[0] ?? '') })
     } else {
-      const { ratio, range } = headlineRatio(results, 'streams', '16 streams', gw, raw)
+      const h = headlineRatio(results, 'streams', '16 streams', gw, raw)
+      const ratio = h.ratio
       const pass = ratio >= 0.5
       out.push({
         id: 'streams-16',
@@ -145,8 +188,9 @@ export function evaluateTargets (results: Results): TargetResult[] {
         title,
         requirement,
         measured: ratio,
-        display: x(ratio, 0.5) + rangeText(range, n => x(n)),
+        display: x(ratio, 0.5) + rangeText(h, n => x(n)),
         pass,
+        withinNoise: straddles(h, 0.5),
         detail: `${(gw.value / 1048576).toFixed(1)} vs ${(raw.value / 1048576).toFixed(1)} MiB/s`,
         limits: pass ? undefined : cpuLimits(gw, raw, 'the raw ws echo server', 'KiB')
       })

@@ -1,0 +1,51 @@
+import { test } from 'tap'
+import { evaluateTargets, medianInterval } from '../../bench/lib/targets.js'
+import { medianRows } from '../../bench/scenarios/common.js'
+import type { Results, Row } from '../../bench/lib/types.js'
+
+test('medianInterval: order statistics with at least 95% confidence, from the binomial', async (t) => {
+  const ten = [5, 1, 9, 3, 7, 2, 10, 4, 8, 6]
+  // n = 10: the 2nd and 9th values hold 1 − 2·11/1024 ≈ 97.9%; the 3rd and 8th only 89%.
+  const i10 = medianInterval(ten)
+  t.same([i10?.lo, i10?.hi], [2, 9])
+  t.ok(Math.abs((i10?.confidence ?? 0) - (1 - 22 / 1024)) < 1e-12)
+
+  // n = 5 cannot reach 95%: the whole range, at 1 − 2/32.
+  const i5 = medianInterval([3, 1, 2, 5, 4])
+  t.same([i5?.lo, i5?.hi, i5?.confidence], [1, 5, 1 - 2 / 32])
+
+  // n = 20: the 6th and 15th values (1 − 2·P(X ≤ 5) ≈ 95.9%).
+  const i20 = medianInterval(Array.from({ length: 20 }, (_, i) => 20 - i))
+  t.same([i20?.lo, i20?.hi], [6, 15])
+  t.ok((i20?.confidence ?? 0) >= 0.95)
+
+  t.equal(medianInterval([1]), undefined, 'one value has no interval')
+  t.same(medianInterval([2, NaN, 1]), { lo: 1, hi: 2, confidence: 0.5 }, 'values that are not numbers are left out')
+})
+
+function row (target: string, value: number, round: number): Row {
+  return { scenario: 'http', case: '100 B', target, label: target, value, unit: 'req/s', errors: 0, loadavg: 0, round }
+}
+
+function httpResults (gateway: number[], bare: number[]): Results {
+  const roundRows = [...gateway.map((v, i) => row('gateway', v, i)), ...bare.map((v, i) => row('bare', v, i))]
+  return {
+    machine: { cpuModel: '', cores: 2, memoryBytes: 0, os: '', node: '', commit: '', dirty: false },
+    ranAt: '',
+    options: {},
+    scenarios: { http: { name: 'http', ranAt: '', commit: '', seconds: 0, options: {}, rows: medianRows(roundRows), roundRows, available: true, notes: [] } }
+  } as unknown as Results
+}
+
+test('a target inside the interval of the median is marked within noise; a clear one is not', async (t) => {
+  // Per-round ratios 1.1, 1.2, ... 2.0: median 1.55, interval 1.2–1.9, which holds 1.3.
+  const noisy = evaluateTargets(httpResults([11, 12, 13, 14, 15, 16, 17, 18, 19, 20], Array(10).fill(10))).find(x => x.id === 'http-bare-100 B')
+  t.equal(noisy?.pass, true)
+  t.equal(noisy?.withinNoise, true)
+  t.match(noisy?.display, /10 rounds: 1\.10× to 2\.00×; median within 1\.20× to 1\.90× at 97% confidence/)
+
+  // Ratios 1.4–1.6: the interval is above 1.3.
+  const clear = evaluateTargets(httpResults([14, 15, 16, 14, 15, 16, 14, 15, 16, 15], Array(10).fill(10))).find(x => x.id === 'http-bare-100 B')
+  t.equal(clear?.pass, true)
+  t.equal(clear?.withinNoise, false)
+})

@@ -22,7 +22,7 @@ function mib (bytes: number): string {
 }
 
 function result (t: TargetResult): string {
-  if (t.pass === null) return 'not measured'
+  if (t.pass === null) return t.display === 'not valid' ? '**not valid** (errors)' : 'not measured'
   const verdict = t.pass ? '**PASS**' : '**FAIL**'
   // The run's rounds put the requirement inside the median's confidence interval: say so beside the verdict.
   return t.withinNoise === true ? `${verdict} (within noise)` : verdict

@@ -43,7 +43,7 @@ function cpuLimits (gw: Row, other: Row, otherName: string, per: string): string
 
 /**
  * `a ÷ b` round by round (the two were measured minutes apart at most, under the same load on
- * the box), for the rounds where both were measured. This 2-core machine drifts by 10-20%
+ * the box), for the rounds where both were measured. This 2-core machine drifts
  * between minutes, so the median of these paired ratios is steadier than a ratio of medians.
  */
 export function pairedRatios (s: ScenarioResult | undefined, kase: string, a: string, b: string): number[] {
@@ -106,6 +106,15 @@ function straddles (h: Headline, threshold: number): boolean | undefined {
   return h.interval === undefined ? undefined : h.interval.lo < threshold && threshold <= h.interval.hi
 }
 
+/**
+ * Why a target cannot be judged from these rows: error answers (a 401 or 502 is fast and would
+ * count as throughput), or '' when every row is clean.
+ */
+function invalidRows (...rows: Row[]): string {
+  const bad = rows.filter(r => r.errors > 0)
+  return bad.map(r => `${r.label}: ${r.errors.toLocaleString('en-US')} errors (non-2xx answers or socket errors) over the rounds`).join('; ')
+}
+
 function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase: string, other: string, otherName: string, min: number, per: string, title: string): TargetResult {
   const rows = results.scenarios[scenario]?.rows ?? []
   const gw = find(rows, scenario, kase, 'gateway')
@@ -114,6 +123,8 @@ function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase
   if (gw === undefined || o === undefined) {
     return { id, scenario, title, requirement, display: 'not measured', pass: null, detail: results.scenarios[scenario] === undefined ? 'scenario not run' : `${gw === undefined ? 'gateway' : otherName} not measured` }
   }
+  const invalid = invalidRows(gw, o)
+  if (invalid !== '') return { id, scenario, title, requirement, display: 'not valid', pass: null, detail: invalid }
   const h = headlineRatio(results, scenario, kase, gw, o)
   const { ratio, range } = h
   const pass = ratio >= min
@@ -149,6 +160,11 @@ export function evaluateTargets (results: Results): TargetResult[] {
       out.push({ id: `http-auth-${kase}`, scenario: 'http', title, requirement, display: 'not measured', pass: null, detail: `no gateway token route measured (see notes).${info}` })
       continue
     }
+    const invalid = invalidRows(gw, token)
+    if (invalid !== '') {
+      out.push({ id: `http-auth-${kase}`, scenario: 'http', title, requirement, display: 'not valid', pass: null, detail: invalid })
+      continue
+    }
     const h = headlineRatio(results, 'http', kase, gw, token)
     const cost = h.ratio - 1
     const pass = cost < 0.10
@@ -178,6 +194,8 @@ export function evaluateTargets (results: Results): TargetResult[] {
     const s = results.scenarios.streams
     if (gw === undefined || raw === undefined) {
       out.push({ id: 'streams-16', scenario: 'streams', title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail: s === undefined ? 'scenario not run' : (s.notes[0] ?? '') })
+    } else if (invalidRows(gw, raw) !== '') {
+      out.push({ id: 'streams-16', scenario: 'streams', title, requirement, display: 'not valid', pass: null, detail: invalidRows(gw, raw) })
     } else {
       const h = headlineRatio(results, 'streams', '16 streams', gw, raw)
       const ratio = h.ratio

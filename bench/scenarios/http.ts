@@ -15,6 +15,8 @@ interface Target {
   pid: number
   withChildren?: boolean
   headers?: Record<string, string>
+  /** New headers before each measurement: a gateway access token expires (15 min by default), a run lasts longer. */
+  refresh?: () => Promise<Record<string, string>>
 }
 
 /** One GET: the status, the body length and the x-request-id header. */
@@ -28,33 +30,37 @@ async function probe (url: string, headers: Record<string, string> = {}): Promis
  * Credentials for the `auth: required` route, when the gateway has them: a gateway access
  * token from `POST /auth/token` with the embedded device, and the configured `X-API-Key`.
  */
+/** A gateway access token for the bench device from `POST /auth/token`; throws with what the gateway answered. */
+async function issueToken (gatewayBase: string): Promise<string> {
+  const res = await fetch(`${gatewayBase}/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ device_id: DEVICE.device_id, token: DEVICE.token }),
+    signal: AbortSignal.timeout(5_000)
+  }).catch((err: Error) => { throw new Error(`POST /auth/token failed: ${err.message}`) })
+  const text = await res.text()
+  let token: string | undefined
+  try { token = (JSON.parse(text) as { access_token?: string }).access_token } catch {}
+  if (res.status === 200 && typeof token === 'string') return token
+  throw new Error(`POST /auth/token answered ${res.status}${res.status === 404 ? ' (route auth not there yet)' : `: ${text.slice(0, 120)}`}`)
+}
+
 async function authTargets (gatewayBase: string, pid: number, result: ScenarioResult): Promise<Target[]> {
   const targets: Target[] = []
   const secure = `${gatewayBase}/secure/100`
   let tokenNote: string
   try {
-    const res = await fetch(`${gatewayBase}/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ device_id: DEVICE.device_id, token: DEVICE.token }),
-      signal: AbortSignal.timeout(5_000)
-    })
-    const text = await res.text()
-    let token: string | undefined
-    try { token = (JSON.parse(text) as { access_token?: string }).access_token } catch {}
-    if (res.status === 200 && typeof token === 'string') {
-      const check = await probe(secure, { authorization: `Bearer ${token}` })
-      if (check.status === 200) {
-        targets.push({ target: 'gateway-token', label: 'gateway, auth: required (gateway token)', base: `${gatewayBase}/secure/`, pid, headers: { authorization: `Bearer ${token}` } })
-        tokenNote = ''
-      } else {
-        tokenNote = `POST /auth/token issued a token, but the auth: required route answered ${check.status} with it`
-      }
+    const bearer = async (): Promise<Record<string, string>> => ({ authorization: `Bearer ${await issueToken(gatewayBase)}` })
+    const headers = await bearer()
+    const check = await probe(secure, headers)
+    if (check.status === 200) {
+      targets.push({ target: 'gateway-token', label: 'gateway, auth: required (gateway token)', base: `${gatewayBase}/secure/`, pid, headers, refresh: bearer })
+      tokenNote = ''
     } else {
-      tokenNote = `POST /auth/token answered ${res.status}${res.status === 404 ? ' (route auth not there yet)' : `: ${text.slice(0, 120)}`}`
+      tokenNote = `POST /auth/token issued a token, but the auth: required route answered ${check.status} with it`
     }
   } catch (err) {
-    tokenNote = `POST /auth/token failed: ${(err as Error).message}`
+    tokenNote = (err as Error).message
   }
   if (tokenNote !== '') result.notes.push(`auth: required route with a gateway token not measured: ${tokenNote}.`)
 
@@ -73,6 +79,7 @@ async function authTargets (gatewayBase: string, pid: number, result: ScenarioRe
 
 async function measure (ctx: Context, t: Target, size: number, kase: string, round: number, upstreamPid: number): Promise<Row> {
   const url = `${t.base}${size}`
+  if (t.refresh !== undefined) t.headers = await t.refresh()
   const load = { url, connections: ctx.opts.connections, headers: t.headers }
   if (ctx.opts.warmupS > 0) await httpLoad(ctx.loadgen, { ...load, durationS: ctx.opts.warmupS })
   const la = loadavg()[0]

@@ -49,3 +49,14 @@ test('a target inside the interval of the median is marked within noise; a clear
   t.equal(clear?.pass, true)
   t.equal(clear?.withinNoise, false)
 })
+
+test('a target measured with error answers is not judged: a 401 is fast and would count as throughput', async (t) => {
+  const results = httpResults([15, 15, 15], [10, 10, 10])
+  const http = results.scenarios.http
+  if (http === undefined) throw new Error('no http scenario')
+  http.rows = http.rows.map(r => r.target === 'gateway' ? { ...r, errors: 4_200 } : r)
+  const target = evaluateTargets(results).find(x => x.id === 'http-bare-100 B')
+  t.equal(target?.pass, null)
+  t.equal(target?.display, 'not valid')
+  t.match(target?.detail, /gateway: 4,200 errors/)
+})

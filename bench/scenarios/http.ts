@@ -26,10 +26,6 @@ async function probe (url: string, headers: Record<string, string> = {}): Promis
   return { status: res.status, length: body.byteLength, requestId: res.headers.get('x-request-id') }
 }
 
-/**
- * Credentials for the `auth: required` route, when the gateway has them: a gateway access
- * token from `POST /auth/token` with the embedded device, and the configured `X-API-Key`.
- */
 /** A gateway access token for the bench device from `POST /auth/token`; throws with what the gateway answered. */
 async function issueToken (gatewayBase: string): Promise<string> {
   const res = await fetch(`${gatewayBase}/auth/token`, {
@@ -45,6 +41,10 @@ async function issueToken (gatewayBase: string): Promise<string> {
   throw new Error(`POST /auth/token answered ${res.status}${res.status === 404 ? ' (route auth not there yet)' : `: ${text.slice(0, 120)}`}`)
 }
 
+/**
+ * Credentials for the `auth: required` route, when the gateway has them: a gateway access
+ * token from `POST /auth/token` with the embedded device, and the configured `X-API-Key`.
+ */
 async function authTargets (gatewayBase: string, pid: number, result: ScenarioResult): Promise<Target[]> {
   const targets: Target[] = []
   const secure = `${gatewayBase}/secure/100`

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ProfileSummary } from './profile.js'
-import { evaluateTargets, pairedRatios, type TargetResult } from './targets.js'
+import { evaluateTargets, NOT_VALID, pairedRatios, type TargetResult } from './targets.js'
 import { median } from '../scenarios/common.js'
 import type { Results, Row, ScenarioName, ScenarioResult } from './types.js'
 
@@ -22,7 +22,7 @@ function mib (bytes: number): string {
 }
 
 function result (t: TargetResult): string {
-  if (t.pass === null) return t.display === 'not valid' ? '**not valid** (errors)' : 'not measured'
+  if (t.pass === null) return t.display === NOT_VALID ? '**not valid** (errors)' : 'not measured'
   const verdict = t.pass ? '**PASS**' : '**FAIL**'
   // The run's rounds put the requirement inside the median's confidence interval: say so beside the verdict.
   return t.withinNoise === true ? `${verdict} (within noise)` : verdict

@@ -115,6 +115,13 @@ function invalidRows (...rows: Row[]): string {
   return bad.map(r => `${r.label}: ${r.errors.toLocaleString('en-US')} errors (non-2xx answers or socket errors) over the rounds`).join('; ')
 }
 
+/** The display of a target left unjudged because its rows had error answers (the report's Result column reads it). */
+export const NOT_VALID = 'not valid'
+
+function notValid (target: Pick<TargetResult, 'id' | 'scenario' | 'title' | 'requirement'>, why: string): TargetResult {
+  return { ...target, display: NOT_VALID, pass: null, detail: why }
+}
+
 function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase: string, other: string, otherName: string, min: number, per: string, title: string): TargetResult {
   const rows = results.scenarios[scenario]?.rows ?? []
   const gw = find(rows, scenario, kase, 'gateway')
@@ -124,7 +131,7 @@ function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase
     return { id, scenario, title, requirement, display: 'not measured', pass: null, detail: results.scenarios[scenario] === undefined ? 'scenario not run' : `${gw === undefined ? 'gateway' : otherName} not measured` }
   }
   const invalid = invalidRows(gw, o)
-  if (invalid !== '') return { id, scenario, title, requirement, display: 'not valid', pass: null, detail: invalid }
+  if (invalid !== '') return notValid({ id, scenario, title, requirement }, invalid)
   const h = headlineRatio(results, scenario, kase, gw, o)
   const { ratio, range } = h
   const pass = ratio >= min
@@ -162,7 +169,7 @@ export function evaluateTargets (results: Results): TargetResult[] {
     }
     const invalid = invalidRows(gw, token)
     if (invalid !== '') {
-      out.push({ id: `http-auth-${kase}`, scenario: 'http', title, requirement, display: 'not valid', pass: null, detail: invalid })
+      out.push(notValid({ id: `http-auth-${kase}`, scenario: 'http', title, requirement }, invalid))
       continue
     }
     const h = headlineRatio(results, 'http', kase, gw, token)
@@ -192,10 +199,11 @@ export function evaluateTargets (results: Results): TargetResult[] {
     const title = '/ws streams, 16 streams on one socket: bytes/s vs raw ws binary echo'
     const requirement = '≥ 0.5× raw ws'
     const s = results.scenarios.streams
+    const invalid = gw !== undefined && raw !== undefined ? invalidRows(gw, raw) : ''
     if (gw === undefined || raw === undefined) {
       out.push({ id: 'streams-16', scenario: 'streams', title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail: s === undefined ? 'scenario not run' : (s.notes[0] ?? '') })
-    } else if (invalidRows(gw, raw) !== '') {
-      out.push({ id: 'streams-16', scenario: 'streams', title, requirement, display: 'not valid', pass: null, detail: invalidRows(gw, raw) })
+    } else if (invalid !== '') {
+      out.push(notValid({ id: 'streams-16', scenario: 'streams', title, requirement }, invalid))
     } else {
       const h = headlineRatio(results, 'streams', '16 streams', gw, raw)
       const ratio = h.ratio

@@ -167,7 +167,7 @@ test('forwarded headers, request id and hop-by-hop headers', async (t) => {
   // No client id (or a hostile one): the gateway makes one and sends the same upstream and back.
   const gen = await request(`${gw.url}/api/h`, { headers: { 'x-request-id': 'bad id\twith spaces' } })
   await gen.body.text()
-  t.match(gen.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+  t.match(gen.headers['x-request-id'], /^[0-9a-f]{32}$/)
   t.equal(headers['x-request-id'], gen.headers['x-request-id'])
 })
 

@@ -25,6 +25,11 @@ function x (n: number, min?: number): string {
   return `${n.toFixed(digits)}×`
 }
 
+/** A relative cost as words: `7.0% more`, or `7.0% less` for a negative one. */
+function moreOrLess (fraction: number, digits: number): string {
+  return `${(Math.abs(fraction) * 100).toFixed(digits)}% ${fraction < 0 ? 'less' : 'more'}`
+}
+
 function cpuLine (what: string, r: Row | undefined, per: string): string {
   if (r === undefined || r.proxyCpuPct === undefined) return ''
   return `${what} ${r.proxyCpuPct.toFixed(0)}% of a core${r.cpuUsPerOp !== undefined ? `, ${r.cpuUsPerOp.toFixed(1)} µs CPU per ${per}` : ''}`
@@ -163,7 +168,7 @@ export function evaluateTargets (results: Results): TargetResult[] {
     const title = `HTTP auth: required (gateway token), ${kase}: extra cost per request`
     const requirement = '< 10% more'
     if (gw === undefined || token === undefined) {
-      const info = gw !== undefined && key !== undefined ? ` With X-API-Key instead: ${((gw.value / key.value - 1) * 100).toFixed(1)}% more.` : ''
+      const info = gw !== undefined && key !== undefined ? ` With X-API-Key instead: ${moreOrLess(gw.value / key.value - 1, 1)}.` : ''
       out.push({ id: `http-auth-${kase}`, scenario: 'http', title, requirement, display: 'not measured', pass: null, detail: `no gateway token route measured (see notes).${info}` })
       continue
     }
@@ -181,10 +186,10 @@ export function evaluateTargets (results: Results): TargetResult[] {
       title,
       requirement,
       measured: cost,
-      display: `${(cost * 100).toFixed(1)}% more` + rangeText(h, n => `${((n - 1) * 100).toFixed(0)}%`),
+      display: moreOrLess(cost, 1) + rangeText(h, n => `${((n - 1) * 100).toFixed(0)}%`),
       pass,
       withinNoise: straddles(h, 1.10),
-      detail: `${Math.round(token.value).toLocaleString('en-US')} vs ${Math.round(gw.value).toLocaleString('en-US')} req/s (auth: none)${token.cpuUsPerOp !== undefined && gw.cpuUsPerOp !== undefined ? `; CPU per request ${((token.cpuUsPerOp / gw.cpuUsPerOp - 1) * 100).toFixed(0)}% more` : ''}`,
+      detail: `${Math.round(token.value).toLocaleString('en-US')} vs ${Math.round(gw.value).toLocaleString('en-US')} req/s (auth: none)${token.cpuUsPerOp !== undefined && gw.cpuUsPerOp !== undefined ? `; CPU per request ${moreOrLess(token.cpuUsPerOp / gw.cpuUsPerOp - 1, 0)}` : ''}`,
       limits: pass ? undefined : cpuLimits(token, gw, 'the auth: none route', 'request')
     })
   }

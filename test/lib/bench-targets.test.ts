@@ -27,8 +27,8 @@ function row (target: string, value: number, round: number): Row {
   return { scenario: 'http', case: '100 B', target, label: target, value, unit: 'req/s', errors: 0, loadavg: 0, round }
 }
 
-function httpResults (gateway: number[], bare: number[]): Results {
-  const roundRows = [...gateway.map((v, i) => row('gateway', v, i)), ...bare.map((v, i) => row('bare', v, i))]
+function httpResults (gateway: number[], bare: number[], token: number[] = []): Results {
+  const roundRows = [...gateway.map((v, i) => row('gateway', v, i)), ...bare.map((v, i) => row('bare', v, i)), ...token.map((v, i) => row('gateway-token', v, i))]
   return {
     machine: { cpuModel: '', cores: 2, memoryBytes: 0, os: '', node: '', commit: '', dirty: false },
     ranAt: '',
@@ -59,4 +59,13 @@ test('a target measured with error answers is not judged: a 401 is fast and woul
   t.equal(target?.pass, null)
   t.equal(target?.display, 'not valid')
   t.match(target?.detail, /gateway: 4,200 errors/)
+})
+
+test('the auth: required cost reads as more or less, never as a negative "more"', async (t) => {
+  const slower = evaluateTargets(httpResults([10, 10, 10], [5, 5, 5], [9, 9, 9])).find(x => x.id === 'http-auth-100 B')
+  t.match(slower?.display, /^11\.1% more/)
+  t.equal(slower?.pass, false)
+  const faster = evaluateTargets(httpResults([10, 10, 10], [5, 5, 5], [11, 11, 11])).find(x => x.id === 'http-auth-100 B')
+  t.match(faster?.display, /^9\.1% less/)
+  t.equal(faster?.pass, true)
 })

@@ -12,16 +12,17 @@ import { formatSummary, summarize } from './lib/profile.js'
 import { loadProfiles, renderMarkdown, type SavedProfile } from './lib/report.js'
 import { machineInfo } from './lib/system.js'
 import { evaluateTargets } from './lib/targets.js'
-import { SCENARIOS, type BenchOptions, type Context, type Results, type ScenarioName, type ScenarioResult } from './lib/types.js'
+import { DEFAULT_SCENARIOS, SCENARIOS, type BenchOptions, type Context, type Results, type ScenarioName, type ScenarioResult } from './lib/types.js'
 import { medianRows } from './scenarios/common.js'
 import { runHttp } from './scenarios/http.js'
 import { runIdle } from './scenarios/idle.js'
+import { runInstructions } from './scenarios/instructions.js'
 import { runStreams } from './scenarios/streams.js'
 import { runWs } from './scenarios/ws.js'
 
 const USAGE = `usage: npm run bench -- [scenario...] [options]
 
-scenarios: ${SCENARIOS.join(', ')} (default: all)
+scenarios: ${SCENARIOS.join(', ')} (default: ${DEFAULT_SCENARIOS.join(', ')})
 
 options:
   --duration <s>       seconds per measurement (default 5)
@@ -89,7 +90,7 @@ function parseOptions (): BenchOptions {
   const loadgen = values.loadgen ?? (wrkVersion() !== undefined ? 'wrk' : 'autocannon')
   if (loadgen !== 'wrk' && loadgen !== 'autocannon') throw new Error('--loadgen is wrk or autocannon')
   return {
-    scenarios: positionals.length > 0 ? [...new Set(positionals)] as ScenarioName[] : [...SCENARIOS],
+    scenarios: positionals.length > 0 ? [...new Set(positionals)] as ScenarioName[] : [...DEFAULT_SCENARIOS],
     durationS: positive('duration', values.duration, 5),
     warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, 1),
     rounds: Math.round(positive('rounds', values.rounds, 3)),
@@ -110,7 +111,7 @@ function writeReport (results: Results): void {
   writeFileSync(join(root, 'BENCHMARKS.md'), renderMarkdown(results, loadProfiles(resultsDir)))
 }
 
-const RUNNERS: Record<ScenarioName, (ctx: Context) => Promise<ScenarioResult>> = { http: runHttp, ws: runWs, streams: runStreams, idle: runIdle }
+const RUNNERS: Record<ScenarioName, (ctx: Context) => Promise<ScenarioResult>> = { http: runHttp, ws: runWs, streams: runStreams, idle: runIdle, instructions: runInstructions }
 
 /** The newest .cpuprofile of a scenario's gateway (the name is fixed, but look around in case). */
 function profileFile (s: ScenarioResult): string | undefined {

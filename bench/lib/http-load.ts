@@ -10,6 +10,8 @@ export interface HttpLoadOptions {
   connections: number
   durationS: number
   headers?: Record<string, string>
+  /** autocannon only: send this many requests instead of running for `durationS` (for a slow target, up to 10 minutes). */
+  amount?: number
 }
 
 export interface HttpLoadResult {
@@ -85,8 +87,9 @@ export function parseWrk (text: string): Omit<HttpLoadResult, 'tool'> {
 }
 
 export async function httpLoad (tool: LoadGenerator, opts: HttpLoadOptions): Promise<HttpLoadResult> {
-  const limitMs = (opts.durationS + 30) * 1000
+  const limitMs = opts.amount !== undefined ? 600_000 : (opts.durationS + 30) * 1000
   const headers = Object.entries(opts.headers ?? {})
+  if (tool === 'wrk' && opts.amount !== undefined) throw new Error('wrk cannot send a fixed number of requests: use autocannon')
   if (tool === 'wrk') {
     const bin = findExecutable('wrk') as string
     const args = ['-t1', `-c${opts.connections}`, `-d${opts.durationS}s`, '--latency', '--timeout', '10s']
@@ -97,7 +100,7 @@ export async function httpLoad (tool: LoadGenerator, opts: HttpLoadOptions): Pro
   }
   const path = autocannonPath()
   if (path === undefined) throw new Error('autocannon is not installed (npm install -D autocannon)')
-  const args = [path, '-c', String(opts.connections), '-d', String(opts.durationS), '-j', '-t', '10']
+  const args = [path, '-c', String(opts.connections), ...(opts.amount !== undefined ? ['-a', String(opts.amount), '-t', '60'] : ['-d', String(opts.durationS), '-t', '10']), '-j']
   for (const [k, v] of headers) args.push('-H', `${k}=${v}`)
   const out = await run(process.execPath, [...args, opts.url], limitMs)
   if (out.code !== 0) throw new Error(`autocannon failed (${out.code}): ${out.stderr.trim()}`)

@@ -48,6 +48,8 @@ export interface ChildOptions {
   nodeArgs?: string[]
   /** Raise the open-files limit to this (or to the hard limit, if that is lower) with `ulimit -n` via bash. */
   nofile?: number
+  /** A command that runs node, such as valgrind and its flags (not with `nofile`). */
+  wrapper?: string[]
 }
 
 /** A Node child process of the bench, spoken to over IPC. */
@@ -85,6 +87,8 @@ export class Child {
       // exec keeps the pid: the runner samples /proc/<pid> of node itself.
       const raise = `ulimit -n ${opts.nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`
       proc = spawn('bash', ['-c', raise, process.execPath, ...argv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    } else if (opts.wrapper !== undefined) {
+      proc = spawn(opts.wrapper[0], [...opts.wrapper.slice(1), process.execPath, ...argv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     } else {
       proc = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     }

@@ -70,6 +70,29 @@ function streamsTable (s: ScenarioResult): string {
   return table(['Case', 'Target', 'MiB/s', 'CPU % (gateway / echo server)', 'CPU µs/KiB', 'errors'], out)
 }
 
+/** Instructions per request, and the main thread's work outside GC ÷ the gateway's (above 1: more work than the gateway). */
+function instructionsTable (s: ScenarioResult): string {
+  const out: string[][] = []
+  const k = (n: number | undefined): string => n === undefined ? '–' : `${Math.round(n / 1000)}k`
+  for (const kase of [...new Set(s.rows.map(r => r.case))]) {
+    const rows = s.rows.filter(r => r.case === kase)
+    const gw = rows.find(r => r.target === 'gateway')
+    for (const r of rows) {
+      out.push([
+        kase,
+        r.label,
+        fmt(r.value),
+        gw !== undefined ? `${(r.value / gw.value).toFixed(2)}×` : '–',
+        fmt(r.gcPerOp),
+        fmt(r.allThreadsPerOp),
+        (r.windowsPerOp ?? []).map(k).join(' '),
+        r.errors > 0 ? `**${r.errors}**` : '0'
+      ])
+    }
+  }
+  return table(['Case', 'Target', 'main thread outside GC (median window)', 'this ÷ gateway', 'main thread in GC (mean)', 'all threads (mean)', 'main thread, window by window', 'errors'], out)
+}
+
 function idleTable (s: ScenarioResult): string {
   const i = s.idle
   if (i === undefined) return '_not measured_'
@@ -164,7 +187,7 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     'CPU % is the proxy process (nginx: master + worker) during the measurement, in % of one core; CPU µs per request/message is that CPU time divided by the requests or messages served.'
   ].join('\n'), '')
 
-  const sections: Array<[ScenarioName, string]> = [['http', 'HTTP proxy'], ['ws', 'WebSocket proxy echo'], ['streams', '/ws streams'], ['idle', 'Idle /ws sessions']]
+  const sections: Array<[ScenarioName, string]> = [['http', 'HTTP proxy'], ['ws', 'WebSocket proxy echo'], ['streams', '/ws streams'], ['idle', 'Idle /ws sessions'], ['instructions', 'Instructions per request (callgrind)']]
   for (const [name, title] of sections) {
     const s = results.scenarios[name]
     lines.push(`## ${title}`, '')
@@ -179,6 +202,8 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
       lines.push(`${o.connections} connections, keep-alive, \`GET\` of 100 B and 10 KB bodies.`, '', throughputTable(s, 'gateway', 'req'), '')
     } else if (name === 'ws') {
       lines.push(`${s.options.wsConnections ?? o.wsConnections} connections; each sends a binary message, waits for its echo, sends again (closed loop).`, '', throughputTable(s, 'gateway', 'msg'), '')
+    } else if (name === 'instructions') {
+      lines.push('Each proxy in turn under `valgrind --tool=callgrind`, counting the instructions it runs per proxied `GET` (the same 100 B and 10 KB bodies as the HTTP scenario), in 5 windows of 1,000 requests per size after 8,000 requests of warm-up. They count work, not time (a cache miss or a system call is one instruction here), and the machine\'s load does not move them; V8 does. Windows of one run differ by up to a quarter, and the per-function counts show why: in the expensive windows hot functions run as baseline code after a deoptimization, until they are optimized again; garbage collection is only 2-5% of the main thread. The headline is therefore the median window of the main thread\'s work outside the collectors; the collectors and the other threads (V8\'s GC helpers and compilers) are means over the windows. Whole runs of the same gateway have also differed by up to a quarter, so a change of a few percent needs several runs to show.', '', instructionsTable(s), '')
     } else if (name === 'streams') {
       lines.push(streamsTable(s), '')
     } else {
@@ -208,11 +233,12 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
   lines.push([
     '```sh',
     'apt-get install -y nginx wrk      # optional: without them the nginx comparisons are skipped and autocannon is used',
-    'npm run bench                     # every scenario; writes BENCHMARKS.md, bench/results/latest.json and chart.svg',
-    'npm run bench -- http             # one scenario (http, ws, streams, idle); merged into latest.json',
+    'npm run bench                     # http, ws, streams, idle; writes BENCHMARKS.md, bench/results/latest.json and chart.svg',
+    'npm run bench -- http             # one scenario (http, ws, streams, idle, instructions); merged into latest.json',
     'npm run bench -- ws --duration 10 --rounds 3',
     'npm run bench -- idle --sessions 20000',
     'npm run bench -- http --profile   # gateway under --cpu-prof; prints the top 25 self-time functions',
+    'npm run bench -- instructions     # instructions per request under callgrind (apt-get install -y valgrind; only when named), about 20 minutes',
     'npm run bench -- --help',
     'npx -p node@24 -c \'npm run bench\'  # the same on Node 24, fetched from the npm registry (the system\'s Node is left alone)',
     '```'

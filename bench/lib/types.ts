@@ -1,5 +1,7 @@
-export type ScenarioName = 'http' | 'ws' | 'streams' | 'idle'
-export const SCENARIOS: ScenarioName[] = ['http', 'ws', 'streams', 'idle']
+export type ScenarioName = 'http' | 'ws' | 'streams' | 'idle' | 'instructions'
+export const SCENARIOS: ScenarioName[] = ['http', 'ws', 'streams', 'idle', 'instructions']
+/** What `npm run bench` runs without names: instructions (about 20 minutes under valgrind) only when asked for. */
+export const DEFAULT_SCENARIOS: ScenarioName[] = ['http', 'ws', 'streams', 'idle']
 
 export interface BenchOptions {
   scenarios: ScenarioName[]
@@ -31,7 +33,13 @@ export interface Row {
   target: string
   label: string
   value: number
-  unit: 'req/s' | 'msg/s' | 'B/s'
+  unit: 'req/s' | 'msg/s' | 'B/s' | 'instructions/req'
+  /** instructions scenario (see WindowsSummary): `value` is the main thread outside GC per request, median window. */
+  gcPerOp?: number
+  meanPerOp?: number
+  allThreadsPerOp?: number
+  windowsPerOp?: number[]
+  threads?: number
   p50Ms?: number
   p99Ms?: number
   /** CPU of the process under test during the measurement, in % of one core. */

@@ -38,10 +38,19 @@ export function newScenario (name: ScenarioName, ctx: Context): ScenarioResult {
 }
 
 /** A bench server process (bench/servers/), stopped with the stack, and the port it listens on. */
-async function startServer (stack: Stack, script: string, name: string, options?: Record<string, unknown>): Promise<{ child: Child, port: number }> {
-  const { child, ready } = await Child.start(script, { name, options })
+async function startServer (stack: Stack, script: string, name: string, options?: Record<string, unknown>, wrapper?: string[]): Promise<{ child: Child, port: number }> {
+  const { child, ready } = await Child.start(script, { name, options: wrapped(options ?? {}, wrapper), wrapper }, readyTimeout(wrapper))
   stack.push(async () => await child.stop())
   return { child, port: ready.port as number }
+}
+
+/** Under a wrapper (valgrind) a server starts tens of times slower: no plugin timeout, a longer wait. */
+function wrapped (options: Record<string, unknown>, wrapper: string[] | undefined): Record<string, unknown> {
+  return wrapper === undefined ? options : { ...options, pluginTimeout: 0 }
+}
+
+function readyTimeout (wrapper: string[] | undefined): number {
+  return wrapper === undefined ? 30_000 : 300_000
 }
 
 export async function startUpstream (stack: Stack): Promise<{ child: Child, port: number }> {
@@ -70,7 +79,7 @@ export function gatewayOverrides (upstreamPort: number): Record<string, unknown>
   }
 }
 
-export async function startGateway (ctx: Context, stack: Stack, scenario: ScenarioName, upstreamPort: number, extra: { nodeArgs?: string[], nofile?: number } = {}): Promise<{ child: Child, port: number, profile?: string }> {
+export async function startGateway (ctx: Context, stack: Stack, scenario: ScenarioName, upstreamPort: number, extra: { nodeArgs?: string[], nofile?: number, wrapper?: string[] } = {}): Promise<{ child: Child, port: number, profile?: string }> {
   // The young-generation cap of `npm start` (package.json): the gateway runs as it is deployed.
   const nodeArgs = ['--max-semi-space-size=16', ...(extra.nodeArgs ?? [])]
   let profile: string | undefined
@@ -83,20 +92,21 @@ export async function startGateway (ctx: Context, stack: Stack, scenario: Scenar
     name: 'gateway',
     nodeArgs,
     nofile: extra.nofile,
-    options: { overrides: gatewayOverrides(upstreamPort), optionalKeys: ['api_keys', 'jwt_secret', 'devices', 'hello_timeout'] }
-  })
+    wrapper: extra.wrapper,
+    options: wrapped({ overrides: gatewayOverrides(upstreamPort), optionalKeys: ['api_keys', 'jwt_secret', 'devices', 'hello_timeout'] }, extra.wrapper)
+  }, readyTimeout(extra.wrapper))
   for (const d of ready.dropped as string[]) ctx.log(`  gateway config: dropped ${d}`)
   stack.push(async () => await child.stop())
   return { child, port: ready.port as number, profile }
 }
 
-export async function startBare (stack: Stack, upstreamPort: number): Promise<{ child: Child, port: number }> {
-  return await startServer(stack, 'servers/bare-proxy.js', 'bare-proxy', { upstream: `http://127.0.0.1:${upstreamPort}` })
+export async function startBare (stack: Stack, upstreamPort: number, wrapper?: string[]): Promise<{ child: Child, port: number }> {
+  return await startServer(stack, 'servers/bare-proxy.js', 'bare-proxy', { upstream: `http://127.0.0.1:${upstreamPort}` }, wrapper)
 }
 
 /** The Node floor: plain http + undici Pool, and a raw TCP relay for upgrades (bench/servers/node-proxy.ts). */
-export async function startNodeFloor (stack: Stack, upstreamPort: number): Promise<{ child: Child, port: number }> {
-  return await startServer(stack, 'servers/node-proxy.js', 'node-proxy', { upstream: `http://127.0.0.1:${upstreamPort}` })
+export async function startNodeFloor (stack: Stack, upstreamPort: number, wrapper?: string[]): Promise<{ child: Child, port: number }> {
+  return await startServer(stack, 'servers/node-proxy.js', 'node-proxy', { upstream: `http://127.0.0.1:${upstreamPort}` }, wrapper)
 }
 
 /** nginx, or undefined with a note saying why it was skipped. */

@@ -8,9 +8,10 @@ import httpProxy from '@fastify/http-proxy'
 import * as ipc from '../lib/ipc.js'
 
 ipc.bound(60 * 60_000)
-const { upstream } = ipc.options<{ upstream: string }>()
+// pluginTimeout: 0 under valgrind (the instructions scenario), where start-up is tens of times slower.
+const { upstream, pluginTimeout } = ipc.options<{ upstream: string, pluginTimeout?: number }>()
 
-const fastify = Fastify({ logger: false, connectionTimeout: 0, keepAliveTimeout: 72_000, requestTimeout: 300_000 })
+const fastify = Fastify({ logger: false, connectionTimeout: 0, keepAliveTimeout: 72_000, requestTimeout: 300_000, ...(pluginTimeout !== undefined ? { pluginTimeout } : {}) })
 await fastify.register(httpProxy, { upstream, prefix: '/api', rewritePrefix: '/' })
 await fastify.register(httpProxy, { upstream, prefix: '/wsecho', rewritePrefix: '/', websocket: true })
 await fastify.listen({ host: '127.0.0.1', port: 0 })

@@ -1,9 +1,9 @@
 /**
  * Instructions per proxied request, counted with callgrind: the gateway, the bare
  * @fastify/http-proxy app and the plain-Node floor, each run under valgrind in turn. Unlike
- * req/s on a shared 2-core machine (rounds of one run differ by up to 2×), these counts repeat
- * within about 1%, so a change of a few percent shows. They count work, not time: a cache miss
- * or a system call costs the same one instruction here.
+ * req/s on a shared 2-core machine (rounds of one run differ by up to 2×), the machine's load
+ * does not move these counts; V8's tiering does (see windowsRow), by up to a quarter. They count
+ * work, not time: a cache miss or a system call costs the same one instruction here.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -65,9 +65,10 @@ export interface WindowsSummary {
 }
 
 /**
- * The counts of several windows of `requests` requests each. The main thread's work outside the
- * collectors repeats from window to window; collections do not (a mark-compact lands in one
- * window and adds tens of thousands of instructions per request to it), so they are averaged.
+ * The counts of several windows of `requests` requests each. The headline is the median window of
+ * the main thread's work outside the collectors: a window in which hot functions ran as baseline
+ * code after a deoptimization costs up to a quarter more, and the median leaves such windows out.
+ * Collections come in bursts that land in one window or another, so they are averaged.
  */
 export function windowsRow (windows: DumpCounts[], requests: number): WindowsSummary {
   const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length / requests
@@ -99,10 +100,10 @@ async function measureTarget (ctx: Context, t: Target, upstreamPort: number, dir
     }
     let dump = 0
     for (const [size, kase] of HTTP_SIZES) {
-      // Several short windows, and the collectors counted apart (windowsRow): whether a full
-      // collection fell into a single long window or not moved two counts of the same gateway by
-      // a quarter. A forced gc() before counting is no cure: it drops compiled code and type
-      // feedback, and the requests after it run slower for thousands of requests.
+      // Several short windows rather than one long one, whose count moved by a quarter between
+      // runs of the same gateway: some windows run hot functions as baseline code after a
+      // deoptimization, and the median window is the optimized steady state (windowsRow). A
+      // forced gc() before counting makes it worse: it drops compiled code and type feedback.
       const la = loadavg()[0]
       const windows: DumpCounts[] = []
       let errors = 0

@@ -44,12 +44,17 @@ export interface DumpCounts {
  * them `<outFile>.<n>-<thread>` (thread 01 first).
  */
 export function readDump (outFile: string, n: number): DumpCounts {
-  const prefix = `${basename(outFile)}.${n}-`
-  const files = readdirSync(dirname(outFile)).filter(f => f.startsWith(prefix)).sort()
+  const files = dumpFiles(outFile, n)
   if (files.length === 0) throw new Error(`callgrind wrote no dump ${n} (${outFile}.${n}-*)`)
   const texts = files.map(f => readFileSync(join(dirname(outFile), f), 'utf8'))
   const counts = texts.map(dumpTotal)
   return { main: counts[0], mainGc: gcInstructions(texts[0]), all: counts.reduce((a, b) => a + b, 0), threads: files.length }
+}
+
+/** The file names of dump number `n`, one per thread, thread 01 first. */
+export function dumpFiles (outFile: string, n: number): string[] {
+  const prefix = `${basename(outFile)}.${n}-`
+  return readdirSync(dirname(outFile)).filter(f => f.startsWith(prefix)).sort()
 }
 
 /** Zeroes the counters of a process running under callgrind. */

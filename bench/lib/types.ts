@@ -36,7 +36,6 @@ export interface Row {
   unit: 'req/s' | 'msg/s' | 'B/s' | 'instructions/req'
   /** instructions scenario (see WindowsSummary): `value` is the main thread outside GC per request, median window. */
   gcPerOp?: number
-  meanPerOp?: number
   allThreadsPerOp?: number
   windowsPerOp?: number[]
   threads?: number

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { callgrindWrapper, dumpCounts, readDump, valgrindVersion, VALGRIND_INSTALL_HINT, zeroCounts, type DumpCounts } from '../lib/callgrind.js'
+import { callgrindWrapper, dumpCounts, dumpFiles, readDump, valgrindVersion, VALGRIND_INSTALL_HINT, zeroCounts, type DumpCounts } from '../lib/callgrind.js'
 import { autocannonPath, httpLoad } from '../lib/http-load.js'
 import { sleep, type Child } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
@@ -21,6 +21,7 @@ import { Stack, median, newScenario, startBare, startGateway, startNodeFloor, st
  * functions, which then run as baseline code (up to a quarter more instructions) until re-optimized.
  */
 export const WARM_REQUESTS = 8_000
+const WARM_BATCH = 2_000
 /** Counted windows per size, and requests in each. */
 export const WINDOWS = 5
 export const WINDOW_REQUESTS = 1_000
@@ -35,16 +36,21 @@ interface Target {
 /** Waits until callgrind has written every thread's file of dump `n` (callgrind_control returns before). */
 async function waitForDump (outFile: string, n: number): Promise<DumpCounts> {
   let lastError: Error | undefined
-  for (let i = 0; i < 60; i++) {
+  let seen = 0
+  for (let i = 0; i < 120; i++) {
     await sleep(500)
+    // The last thread's file is written last: once the number of files holds for half a second,
+    // the dump is complete, and it is read (and parsed) once.
+    const files = dumpFiles(outFile, n).length
+    if (files === 0 || files !== seen) {
+      seen = files
+      continue
+    }
     try {
-      const counts = readDump(outFile, n)
-      // The last thread's file is written last; a second read that agrees means the dump is complete.
-      await sleep(500)
-      const again = readDump(outFile, n)
-      if (again.threads === counts.threads) return again
+      return readDump(outFile, n)
     } catch (err) {
       lastError = err as Error
+      seen = 0
     }
   }
   throw lastError ?? new Error(`callgrind dump ${n} did not complete`)
@@ -55,8 +61,6 @@ export interface WindowsSummary {
   value: number
   /** Main thread in the garbage collectors, per request: the mean over the windows. */
   gcPerOp: number
-  /** Main thread in all, per request: the mean over the windows. */
-  meanPerOp: number
   /** Every thread, per request: the mean over the windows. */
   allThreadsPerOp: number
   /** Main thread in all, per request, window by window. */
@@ -75,7 +79,6 @@ export function windowsRow (windows: DumpCounts[], requests: number): WindowsSum
   return {
     value: median(windows.map(w => (w.main - w.mainGc) / requests)),
     gcPerOp: mean(windows.map(w => w.mainGc)),
-    meanPerOp: mean(windows.map(w => w.main)),
     allThreadsPerOp: mean(windows.map(w => w.all)),
     windowsPerOp: windows.map(w => w.main / requests),
     threads: Math.max(...windows.map(w => w.threads))
@@ -95,8 +98,8 @@ async function measureTarget (ctx: Context, t: Target, upstreamPort: number, dir
     const { child, port } = await t.start(stack, callgrindWrapper(outFile))
     const base = `http://127.0.0.1:${port}${t.path}`
     ctx.log(`  instructions ${t.target}: warming up (${WARM_REQUESTS} requests under valgrind)`)
-    for (let i = 0; i < WARM_REQUESTS / 2_000; i++) {
-      await load(`${base}${HTTP_SIZES[i % HTTP_SIZES.length][0]}`, ctx.opts.connections, 2_000)
+    for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) {
+      await load(`${base}${HTTP_SIZES[i % HTTP_SIZES.length][0]}`, ctx.opts.connections, WARM_BATCH)
     }
     let dump = 0
     for (const [size, kase] of HTTP_SIZES) {

@@ -142,19 +142,27 @@ export class Child {
 
 let clockTicks: number | undefined
 
-/** User+system CPU seconds of a process (and of its direct children, for nginx's workers). */
-export function cpuSeconds (pid: number, withChildren = false): number {
+/** CPU seconds of a process (and of its direct children, for nginx's workers), in user space and in the kernel. */
+export function cpuTimes (pid: number, withChildren = false): { user: number, system: number } {
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
-  let total = 0
+  let user = 0
+  let system = 0
   const pids = [pid, ...(withChildren ? childPids(pid) : [])]
   for (const p of pids) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      total += (Number(fields[11]) + Number(fields[12])) / clockTicks
+      user += Number(fields[11]) / clockTicks
+      system += Number(fields[12]) / clockTicks
     } catch {}
   }
-  return total
+  return { user, system }
+}
+
+/** User+system CPU seconds of a process (and of its direct children). */
+export function cpuSeconds (pid: number, withChildren = false): number {
+  const { user, system } = cpuTimes(pid, withChildren)
+  return user + system
 }
 
 export function childPids (pid: number): number[] {

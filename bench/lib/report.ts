@@ -57,12 +57,13 @@ function throughputTable (s: ScenarioResult, reference: string, perLabel: string
         fmt(r.p99Ms, 2),
         fmt(r.proxyCpuPct),
         fmt(r.cpuUsPerOp, 1),
+        fmt(r.kernelUsPerOp, 1),
         r.errors > 0 ? `**${r.errors}**` : '0'
       ])
     }
   }
   const unit = s.rows[0]?.unit ?? ''
-  return table(['Case', 'Target', unit, 'gateway ÷ this', 'p50 ms', 'p99 ms', 'CPU % (proxy)', `CPU µs/${perLabel}`, 'errors'], out)
+  return table(['Case', 'Target', unit, 'gateway ÷ this', 'p50 ms', 'p99 ms', 'CPU % (proxy)', `CPU µs/${perLabel}`, 'of it in the kernel', 'errors'], out)
 }
 
 function streamsTable (s: ScenarioResult): string {
@@ -184,7 +185,7 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     '- **node**: the floor for a Node process (bench/servers/node-proxy.ts): a plain `http` server forwarding through an undici Pool with no hooks or checks, and a raw TCP relay after the WebSocket upgrade (no frame parsing). Not a target; it shows how much of the gap to nginx is Node itself.',
     '- **direct**: the load generator straight to the upstream (no proxy): the ceiling of the machine.',
     '',
-    'CPU % is the proxy process (nginx: master + worker) during the measurement, in % of one core; CPU µs per request/message is that CPU time divided by the requests or messages served.'
+    'CPU % is the proxy process (nginx: master + worker) during the measurement, in % of one core; CPU µs per request/message is that CPU time divided by the requests or messages served, and _of it in the kernel_ is the system-time part of it (/proc/<pid>/stat: system calls, the loopback TCP stack they run, waking the process at the other end); the rest is its own user-space work.'
   ].join('\n'), '')
 
   const sections: Array<[ScenarioName, string]> = [['http', 'HTTP proxy'], ['ws', 'WebSocket proxy echo'], ['streams', '/ws streams'], ['idle', 'Idle /ws sessions'], ['instructions', 'Instructions per request (callgrind)']]

@@ -46,6 +46,8 @@ export interface Row {
   upstreamCpuPct?: number
   /** CPU microseconds of the process under test per request, message or KiB. */
   cpuUsPerOp?: number
+  /** Of `cpuUsPerOp`, the part spent in the kernel (system time: system calls, loopback TCP, wake-ups). */
+  kernelUsPerOp?: number
   errors: number
   /** 1-minute load average of the machine when the measurement started (other work on the box). */
   loadavg: number

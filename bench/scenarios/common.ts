@@ -210,6 +210,7 @@ export function medianRows (rows: Row[]): Row[] {
       proxyCpuPct: m(r => r.proxyCpuPct),
       upstreamCpuPct: m(r => r.upstreamCpuPct),
       cpuUsPerOp: m(r => r.cpuUsPerOp),
+      kernelUsPerOp: m(r => r.kernelUsPerOp),
       errors: g.reduce((n, r) => n + r.errors, 0),
       loadavg: m(r => r.loadavg) as number,
       round: -1

@@ -1,7 +1,7 @@
 import { loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { httpLoad } from '../lib/http-load.js'
-import { cpuSeconds } from '../lib/proc.js'
+import { cpuSeconds, cpuTimes } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import { API_KEY, DEVICE, Stack, measureRounds, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
 
@@ -83,12 +83,14 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
   const load = { url, connections: ctx.opts.connections, headers: t.headers }
   if (ctx.opts.warmupS > 0) await httpLoad(ctx.loadgen, { ...load, durationS: ctx.opts.warmupS })
   const la = loadavg()[0]
-  const c0 = cpuSeconds(t.pid, t.withChildren)
+  const c0 = cpuTimes(t.pid, t.withChildren)
   const u0 = cpuSeconds(upstreamPid)
   const w0 = performance.now()
   const r = await httpLoad(ctx.loadgen, { ...load, durationS: ctx.opts.durationS })
   const wall = (performance.now() - w0) / 1000
-  const cpu = cpuSeconds(t.pid, t.withChildren) - c0
+  const c1 = cpuTimes(t.pid, t.withChildren)
+  const kernel = c1.system - c0.system
+  const cpu = c1.user - c0.user + kernel
   const upCpu = cpuSeconds(upstreamPid) - u0
   return {
     scenario: 'http',
@@ -102,6 +104,7 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
     proxyCpuPct: (cpu / wall) * 100,
     upstreamCpuPct: (upCpu / wall) * 100,
     cpuUsPerOp: r.requests > 0 ? (cpu * 1e6) / r.requests : undefined,
+    kernelUsPerOp: r.requests > 0 ? (kernel * 1e6) / r.requests : undefined,
     errors: r.errors,
     loadavg: Math.round(la * 100) / 100,
     round,

@@ -1,5 +1,5 @@
 import { loadavg } from 'node:os'
-import { Child, cpuSeconds } from '../lib/proc.js'
+import { Child, cpuSeconds, cpuTimes } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { WsEchoOptions } from '../load/ws-echo.js'
 import { Stack, measureRounds, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
@@ -21,11 +21,13 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
     const first = await child.nextOf(['measuring', 'result'], options.warmupMs + 60_000)
     if (first.type === 'result') throw new Error(String(first.error))
     const la = loadavg()[0]
-    const c0 = cpuSeconds(t.pid, t.withChildren)
+    const c0 = cpuTimes(t.pid, t.withChildren)
     const u0 = cpuSeconds(upstreamPid)
     const r = await child.next('result', options.durationMs + 30_000)
     const seconds = r.seconds as number
-    const cpu = cpuSeconds(t.pid, t.withChildren) - c0
+    const c1 = cpuTimes(t.pid, t.withChildren)
+    const kernel = c1.system - c0.system
+    const cpu = c1.user - c0.user + kernel
     const upCpu = cpuSeconds(upstreamPid) - u0
     const messages = r.messages as number
     if (messages === 0) throw new Error(`no echo came back (${String(r.lastError ?? 'no error')})`)
@@ -41,6 +43,7 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
       proxyCpuPct: (cpu / seconds) * 100,
       upstreamCpuPct: (upCpu / seconds) * 100,
       cpuUsPerOp: messages > 0 ? (cpu * 1e6) / messages : undefined,
+      kernelUsPerOp: messages > 0 ? (kernel * 1e6) / messages : undefined,
       errors: r.errors as number,
       loadavg: Math.round(la * 100) / 100,
       round

@@ -1,6 +1,7 @@
 import { test } from 'tap'
 import { evaluateTargets, medianInterval } from '../../bench/lib/targets.js'
 import { medianRows } from '../../bench/scenarios/common.js'
+import { cpuSeconds, cpuTimes } from '../../bench/lib/proc.js'
 import type { Results, Row } from '../../bench/lib/types.js'
 
 test('medianInterval: order statistics with at least 95% confidence, from the binomial', async (t) => {
@@ -68,4 +69,30 @@ test('the auth: required cost reads as more or less, never as a negative "more"'
   const faster = evaluateTargets(httpResults([10, 10, 10], [5, 5, 5], [11, 11, 11])).find(x => x.id === 'http-auth-100 B')
   t.match(faster?.display, /^9\.1% less/)
   t.equal(faster?.pass, true)
+})
+
+test('a missed target splits the CPU per request into user space and kernel, from the medians of the rounds', async (t) => {
+  const results = httpResults([8, 8, 8], [10, 10, 10])
+  const http = results.scenarios.http
+  if (http === undefined) throw new Error('no http scenario')
+  const cpu = (r: Row, i: number): Row => r.target === 'gateway'
+    ? { ...r, proxyCpuPct: 97, cpuUsPerOp: 120 + i, kernelUsPerOp: 50 + i }
+    : { ...r, proxyCpuPct: 60, cpuUsPerOp: 40, kernelUsPerOp: 30 }
+  http.roundRows = (http.roundRows ?? []).map(cpu)
+  http.rows = medianRows(http.roundRows)
+  const target = evaluateTargets(results).find(x => x.id === 'http-bare-100 B')
+  t.equal(target?.pass, false)
+  t.match(target?.limits, /gateway 97% of a core, 121\.0 µs CPU per request/)
+  t.match(target?.limits, /In user space 70\.0 against 10\.0 µs, in the kernel 51\.0 against 30\.0 µs\./)
+})
+
+test('cpuTimes reads user and kernel time of a live process from /proc; cpuSeconds is their sum', async (t) => {
+  const before = cpuTimes(process.pid)
+  const until = Date.now() + 50
+  while (Date.now() < until) Math.sqrt(Math.random())
+  const after = cpuTimes(process.pid)
+  t.ok(after.user >= before.user && after.system >= before.system, 'both only grow')
+  t.ok(after.user + after.system > before.user + before.system, 'a busy loop is counted')
+  t.ok(Math.abs(cpuSeconds(process.pid) - (after.user + after.system)) < 1, 'cpuSeconds is user + system')
+  t.same(cpuTimes(2 ** 30), { user: 0, system: 0 }, 'a process that is gone counts nothing')
 })

@@ -92,6 +92,8 @@ export interface ScenarioResult {
   name: ScenarioName
   ranAt: string
   commit: string
+  /** The Node version every process of the scenario ran on (absent in results written before it was recorded). */
+  node?: string
   seconds: number
   options: Partial<BenchOptions>
   /** One row per (case, target): the median over rounds. */

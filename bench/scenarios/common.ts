@@ -29,6 +29,8 @@ export function newScenario (name: ScenarioName, ctx: Context): ScenarioResult {
     name,
     ranAt: new Date().toISOString(),
     commit: gitCommit().commit,
+    // Every process of the scenario runs on the runner's Node (children are spawned with process.execPath).
+    node: process.version,
     seconds: 0,
     options: { durationS: ctx.opts.durationS, warmupS: ctx.opts.warmupS, rounds: ctx.opts.rounds },
     rows: [],

@@ -33,7 +33,7 @@ export interface Row {
   target: string
   label: string
   value: number
-  unit: 'req/s' | 'msg/s' | 'B/s' | 'instructions/req'
+  unit: 'req/s' | 'msg/s' | 'B/s' | 'instructions/req' | 'instructions/msg'
   /** instructions scenario (see WindowsSummary): `value` is the main thread outside GC per request, median window. */
   gcPerOp?: number
   allThreadsPerOp?: number

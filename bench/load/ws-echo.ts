@@ -2,6 +2,9 @@
  * WebSocket echo load, in its own process: `connections` clients, each sends one message,
  * waits for its echo and sends again (a closed loop). Only round trips that start and end
  * inside the measurement window count; the run is bounded by warmup + duration.
+ * With `counted`, the runner asks instead for windows of an exact number of echoes (`window`
+ * messages), between which every client is idle: the instructions scenario counts a proxy's
+ * work per message under callgrind around each window.
  */
 import { performance, createHistogram } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
@@ -14,6 +17,7 @@ export interface WsEchoOptions {
   size: number
   warmupMs: number
   durationMs: number
+  counted?: boolean
 }
 
 const opts = ipc.options<WsEchoOptions>()
@@ -28,6 +32,32 @@ let messages = 0
 let errors = 0
 let lastError = ''
 const clients: Array<{ socket: WebSocket, start: () => void }> = []
+
+/** The counted window under way: messages sent and echoed so far, out of `amount`. */
+let counting: { amount: number, sent: number, echoed: number, done: () => void } | undefined
+
+/** One echo of a counted window: the client sends again until the window's amount is sent. */
+function countedEcho (send: () => void): void {
+  if (counting === undefined) return
+  counting.echoed++
+  if (counting.sent < counting.amount) {
+    counting.sent++
+    send()
+  }
+  if (counting.echoed === counting.amount) counting.done()
+}
+
+async function echoExactly (amount: number): Promise<void> {
+  await new Promise<void>(resolve => {
+    counting = { amount, sent: 0, echoed: 0, done: resolve }
+    for (const c of clients) {
+      if (counting.sent === amount) break
+      counting.sent++
+      c.start()
+    }
+  })
+  counting = undefined
+}
 
 /** Resolves once connected (true) or failed (false). */
 async function connect (): Promise<boolean> {
@@ -52,6 +82,7 @@ async function connect (): Promise<boolean> {
     socket.on('message', (data: Buffer) => {
       const now = performance.now()
       if (data.length !== opts.size) { errors++; lastError = `echo of ${data.length} bytes, sent ${opts.size}` }
+      if (opts.counted === true) return countedEcho(sendOne)
       if (phase === 'measure' && sentAt >= windowStart) {
         messages++
         latency.record(Math.max(1, Math.round((now - sentAt) * 1000)))
@@ -67,6 +98,16 @@ async function run (): Promise<void> {
   }
   if (clients.length < opts.connections) {
     ipc.send({ type: 'result', error: `${opts.connections - clients.length} of ${opts.connections} connections failed (${lastError})` })
+    return
+  }
+  if (opts.counted === true) {
+    ipc.on('window', async (message) => {
+      await echoExactly(message.amount as number)
+      ipc.send({ type: 'window-done', errors, lastError })
+    })
+    ipc.send({ type: 'connected' })
+    await ipc.next('stop')
+    phase = 'done'
     return
   }
   // Every client starts its loop once all are connected.

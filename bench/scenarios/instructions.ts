@@ -1,6 +1,6 @@
 /**
- * Instructions per proxied request, counted with callgrind: the gateway, the bare
- * @fastify/http-proxy app and the plain-Node floor, each run under valgrind in turn. Unlike
+ * Instructions per proxied request and per proxied WebSocket echo, counted with callgrind: the
+ * gateway, the bare @fastify/http-proxy app and the plain-Node floor, each run under valgrind in turn. Unlike
  * req/s on a shared 2-core machine (rounds of one run differ by up to 2×), the machine's load
  * does not move these counts; V8's tiering does (see windowsRow), by up to a quarter. They count
  * work, not time: a cache miss or a system call costs the same one instruction here.
@@ -10,9 +10,11 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { callgrindWrapper, dumpCounts, dumpFiles, readDump, valgrindVersion, VALGRIND_INSTALL_HINT, zeroCounts, type DumpCounts } from '../lib/callgrind.js'
 import { autocannonPath, httpLoad } from '../lib/http-load.js'
-import { sleep, type Child } from '../lib/proc.js'
+import { Child, sleep } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
+import type { WsEchoOptions } from '../load/ws-echo.js'
 import { HTTP_SIZES } from './http.js'
+import { WS_SIZES } from './ws.js'
 import { Stack, median, newScenario, startBare, startGateway, startNodeFloor, startUpstream, wants } from './common.js'
 
 /**
@@ -31,7 +33,13 @@ interface Target {
   label: string
   start: (stack: Stack, wrapper: string[]) => Promise<{ child: Child, port: number }>
   path: string
+  /** The WebSocket echo route (through to the upstream's echo server), and the label of its rows. */
+  wsPath: string
+  wsLabel: string
 }
+
+/** The rows of one size: counts per request (or echo) of `amount` each, window by window. */
+interface Counted { kase: string, unit: Row['unit'], windows: DumpCounts[], amount: number, errors: number, loadavg: number }
 
 /** Waits until callgrind has written every thread's file of dump `n` (callgrind_control returns before). */
 async function waitForDump (outFile: string, n: number): Promise<DumpCounts> {
@@ -90,47 +98,115 @@ async function load (url: string, connections: number, amount: number): Promise<
   return r.errors
 }
 
-async function measureTarget (ctx: Context, t: Target, upstreamPort: number, dir: string): Promise<Row[]> {
+/** Counts one window: zero the counters, run `work`, dump, and read the dump once it is complete. */
+class Windows {
+  private dump = 0
+  constructor (private readonly pid: number, private readonly outFile: string) {}
+
+  async count (work: () => Promise<number>): Promise<{ counts: DumpCounts, errors: number }> {
+    zeroCounts(this.pid)
+    const errors = await work()
+    dumpCounts(this.pid)
+    return { counts: await waitForDump(this.outFile, ++this.dump), errors }
+  }
+}
+
+async function countHttp (ctx: Context, base: string, windows: Windows): Promise<Counted[]> {
+  ctx.log(`    HTTP: warming up (${WARM_REQUESTS} requests under valgrind)`)
+  for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) {
+    await load(`${base}${HTTP_SIZES[i % HTTP_SIZES.length][0]}`, ctx.opts.connections, WARM_BATCH)
+  }
+  const out: Counted[] = []
+  for (const [size, kase] of HTTP_SIZES) {
+    // Several short windows rather than one long one, whose count moved by a quarter between
+    // runs of the same gateway: some windows run hot functions as baseline code after a
+    // deoptimization, and the median window is the optimized steady state (windowsRow). A
+    // forced gc() before counting makes it worse: it drops compiled code and type feedback.
+    const counted: Counted = { kase, unit: 'instructions/req', windows: [], amount: WINDOW_REQUESTS, errors: 0, loadavg: loadavg()[0] }
+    for (let w = 0; w < WINDOWS; w++) {
+      const { counts, errors } = await windows.count(async () => await load(`${base}${size}`, ctx.opts.connections, WINDOW_REQUESTS))
+      counted.windows.push(counts)
+      counted.errors += errors
+    }
+    out.push(counted)
+  }
+  return out
+}
+
+/** A closed-loop echo load per size, connected for the whole count and idle between windows. */
+async function echoLoads (ctx: Context, url: string): Promise<Child[]> {
+  const loads: Child[] = []
+  for (const [size] of WS_SIZES) {
+    const options: WsEchoOptions = { url, connections: ctx.opts.wsConnections, size, warmupMs: 0, durationMs: 30 * 60_000, counted: true }
+    const { child } = await Child.start('load/ws-echo.js', { name: 'ws load', options, nofile: 65_536 })
+    loads.push(child)
+    const first = await child.nextOf(['connected', 'result'], 300_000)
+    if (first.type === 'result') throw new Error(String(first.error))
+  }
+  return loads
+}
+
+/** Echoes exactly `amount` messages of one load; its error count so far. */
+async function echoWindow (load: Child, amount: number): Promise<number> {
+  const done = await load.request({ type: 'window', amount }, 'window-done', 600_000)
+  return done.errors as number
+}
+
+async function countWs (ctx: Context, url: string, windows: Windows): Promise<Counted[]> {
+  const loads = await echoLoads(ctx, url)
+  try {
+    ctx.log(`    WebSocket: warming up (${WARM_REQUESTS} echoes under valgrind)`)
+    for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) await echoWindow(loads[i % loads.length], WARM_BATCH)
+    const out: Counted[] = []
+    for (const [i, [, size]] of WS_SIZES.entries()) {
+      const counted: Counted = { kase: `WebSocket ${size}`, unit: 'instructions/msg', windows: [], amount: WINDOW_REQUESTS, errors: 0, loadavg: loadavg()[0] }
+      let errors = 0
+      for (let w = 0; w < WINDOWS; w++) {
+        const r = await windows.count(async () => await echoWindow(loads[i], WINDOW_REQUESTS))
+        counted.windows.push(r.counts)
+        errors = r.errors
+      }
+      counted.errors = errors
+      out.push(counted)
+    }
+    return out
+  } finally {
+    await Promise.all(loads.map(async l => { await l.stop(5_000) }))
+  }
+}
+
+function countedRow (t: Target, c: Counted): Row {
+  return {
+    scenario: 'instructions',
+    case: c.kase,
+    target: t.target,
+    label: c.unit === 'instructions/req' ? t.label : t.wsLabel,
+    unit: c.unit,
+    ...windowsRow(c.windows, c.amount),
+    errors: c.errors,
+    loadavg: Math.round(c.loadavg * 100) / 100,
+    round: 0,
+    tool: c.unit === 'instructions/req' ? 'autocannon' : 'ws'
+  }
+}
+
+async function measureTarget (ctx: Context, t: Target, dir: string): Promise<Row[]> {
   const stack = new Stack()
   const outFile = join(dir, `${t.target}.out`)
   const rows: Row[] = []
   try {
     const { child, port } = await t.start(stack, callgrindWrapper(outFile))
-    const base = `http://127.0.0.1:${port}${t.path}`
-    ctx.log(`  instructions ${t.target}: warming up (${WARM_REQUESTS} requests under valgrind)`)
-    for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) {
-      await load(`${base}${HTTP_SIZES[i % HTTP_SIZES.length][0]}`, ctx.opts.connections, WARM_BATCH)
-    }
-    let dump = 0
-    for (const [size, kase] of HTTP_SIZES) {
-      // Several short windows rather than one long one, whose count moved by a quarter between
-      // runs of the same gateway: some windows run hot functions as baseline code after a
-      // deoptimization, and the median window is the optimized steady state (windowsRow). A
-      // forced gc() before counting makes it worse: it drops compiled code and type feedback.
-      const la = loadavg()[0]
-      const windows: DumpCounts[] = []
-      let errors = 0
-      for (let w = 0; w < WINDOWS; w++) {
-        zeroCounts(child.pid)
-        errors += await load(`${base}${size}`, ctx.opts.connections, WINDOW_REQUESTS)
-        dumpCounts(child.pid)
-        windows.push(await waitForDump(outFile, ++dump))
-      }
-      const row = windowsRow(windows, WINDOW_REQUESTS)
-      rows.push({
-        scenario: 'instructions',
-        case: kase,
-        target: t.target,
-        label: t.label,
-        unit: 'instructions/req',
-        ...row,
-        errors,
-        loadavg: Math.round(la * 100) / 100,
-        round: 0,
-        tool: 'autocannon'
-      })
-      const k = (n: number): string => `${Math.round(n / 1000)}k`
-      ctx.log(`    ${kase}: main thread ${row.windowsPerOp.map(k).join(' ')} per request by window; outside GC ${k(row.value)} (median), GC ${k(row.gcPerOp)}, all threads ${k(row.allThreadsPerOp)} (means)${errors > 0 ? `, ${errors} errors` : ''}`)
+    const windows = new Windows(child.pid, outFile)
+    ctx.log(`  instructions ${t.target}:`)
+    const counted = [
+      ...await countHttp(ctx, `http://127.0.0.1:${port}${t.path}`, windows),
+      ...await countWs(ctx, `ws://127.0.0.1:${port}${t.wsPath}`, windows)
+    ]
+    const k = (n: number): string => `${Math.round(n / 1000)}k`
+    for (const c of counted) {
+      const row = countedRow(t, c)
+      rows.push(row)
+      ctx.log(`    ${c.kase}: main thread ${(row.windowsPerOp ?? []).map(k).join(' ')} per ${c.unit === 'instructions/req' ? 'request' : 'echo'} by window; outside GC ${k(row.value)} (median), GC ${k(row.gcPerOp ?? 0)}, all threads ${k(row.allThreadsPerOp ?? 0)} (means)${c.errors > 0 ? `, ${c.errors} errors` : ''}`)
     }
   } finally {
     await stack.close()
@@ -149,9 +225,9 @@ export async function runInstructions (ctx: Context): Promise<ScenarioResult> {
   }
   let upstreamPort = 0
   const all: Target[] = [
-    { target: 'bare', label: 'bare Fastify + @fastify/http-proxy', start: async (stack, w) => await startBare(stack, upstreamPort, w), path: '/api/' },
-    { target: 'node', label: 'plain Node http + undici Pool (the Node floor)', start: async (stack, w) => await startNodeFloor(stack, upstreamPort, w), path: '/api/' },
-    { target: 'gateway', label: 'gateway, auth: none', start: async (stack, w) => await startGateway(ctx, stack, 'instructions', upstreamPort, { wrapper: w }), path: '/api/' }
+    { target: 'bare', label: 'bare Fastify + @fastify/http-proxy', start: async (stack, w) => await startBare(stack, upstreamPort, w), path: '/api/', wsPath: '/wsecho/echo', wsLabel: 'bare Fastify + @fastify/http-proxy (websocket: true)' },
+    { target: 'node', label: 'plain Node http + undici Pool (the Node floor)', start: async (stack, w) => await startNodeFloor(stack, upstreamPort, w), path: '/api/', wsPath: '/wsecho/echo', wsLabel: 'plain Node TCP relay after the upgrade (the Node floor)' },
+    { target: 'gateway', label: 'gateway, auth: none', start: async (stack, w) => await startGateway(ctx, stack, 'instructions', upstreamPort, { wrapper: w }), path: '/api/', wsPath: '/wsecho/echo', wsLabel: 'gateway route, websocket: true' }
   ]
   const targets = all.filter(t => wants(ctx, t.target))
   const stack = new Stack()
@@ -160,12 +236,12 @@ export async function runInstructions (ctx: Context): Promise<ScenarioResult> {
     upstreamPort = (await startUpstream(stack)).port
     for (const t of targets) {
       try {
-        result.rows.push(...await measureTarget(ctx, t, upstreamPort, dir))
+        result.rows.push(...await measureTarget(ctx, t, dir))
       } catch (err) {
         result.notes.push(`${t.label} not counted: ${(err as Error).message}`)
       }
     }
-    result.notes.push(`${valgrind} (callgrind), ${ctx.opts.connections} autocannon connections; ${WARM_REQUESTS.toLocaleString('en-US')} requests of warm-up (both sizes in turn), then per size ${WINDOWS} counted windows of ${WINDOW_REQUESTS.toLocaleString('en-US')} requests.`)
+    result.notes.push(`${valgrind} (callgrind), ${ctx.opts.connections} autocannon connections; ${WARM_REQUESTS.toLocaleString('en-US')} requests of warm-up (both sizes in turn), then per size ${WINDOWS} counted windows of ${WINDOW_REQUESTS.toLocaleString('en-US')} requests; WebSocket: ${ctx.opts.wsConnections} closed-loop echo clients per size, ${WARM_REQUESTS.toLocaleString('en-US')} echoes of warm-up (both sizes in turn), then per size ${WINDOWS} windows of ${WINDOW_REQUESTS.toLocaleString('en-US')} echoes, every client idle between windows.`)
   } finally {
     await stack.close()
     if (process.env.BENCH_KEEP_CALLGRIND === undefined) rmSync(dir, { recursive: true, force: true }); else ctx.log(`  callgrind files kept in ${dir}`)

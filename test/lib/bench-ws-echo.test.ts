@@ -1,0 +1,39 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test } from 'tap'
+import { WebSocketServer } from 'ws'
+import { Child } from '../../bench/lib/proc.js'
+import type { WsEchoOptions } from '../../bench/load/ws-echo.js'
+
+test('the ws-echo load in counted mode echoes exactly the asked number of messages per window, and nothing between windows', async (t) => {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  let received = 0
+  server.on('connection', (socket) => {
+    socket.on('message', (data: Buffer) => {
+      received++
+      socket.send(data)
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  const options: WsEchoOptions = { url: `ws://127.0.0.1:${port}/`, connections: 10, size: 64, warmupMs: 0, durationMs: 60_000, counted: true }
+  const { child } = await Child.start('load/ws-echo.js', { name: 'ws load', options })
+  t.teardown(async () => { await child.stop(5_000) })
+  await child.next('connected', 30_000)
+  t.equal(server.clients.size, 10, 'every client connected')
+  t.equal(received, 0, 'nothing is sent before the first window')
+
+  const first = await child.request({ type: 'window', amount: 25 }, 'window-done', 30_000)
+  t.equal(received, 25, 'a window of more echoes than clients')
+  t.equal(first.errors, 0)
+  await sleep(100)
+  t.equal(received, 25, 'idle between windows')
+
+  await child.request({ type: 'window', amount: 7 }, 'window-done', 30_000)
+  t.equal(received, 32, 'a window of fewer echoes than clients')
+
+  await child.stop(5_000)
+  t.equal(child.proc.exitCode, 0, 'stops when asked')
+})

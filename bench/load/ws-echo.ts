@@ -76,6 +76,8 @@ async function connect (): Promise<boolean> {
     socket.on('error', (err) => { errors++; lastError = err.message; resolve(false) })
     socket.on('close', (code) => {
       if (phase !== 'done') { errors++; lastError = `closed with ${code}` }
+      // A counted window cannot reach its amount without this client: it ends now, with the error.
+      counting?.done()
       resolve(false)
     })
     socket.on('open', () => { clients.push({ socket, start: sendOne }); resolve(true) })

@@ -146,27 +146,28 @@ async function echoLoads (ctx: Context, url: string): Promise<Child[]> {
   return loads
 }
 
-/** Echoes exactly `amount` messages of one load; its error count so far. */
-async function echoWindow (load: Child, amount: number): Promise<number> {
-  const done = await load.request({ type: 'window', amount }, 'window-done', 600_000)
-  return done.errors as number
-}
-
 async function countWs (ctx: Context, url: string, windows: Windows): Promise<Counted[]> {
   const loads = await echoLoads(ctx, url)
+  // The loads report their errors so far; a window's errors are the difference.
+  const reported = loads.map(() => 0)
+  /** Echoes exactly `amount` messages through load `i`; the errors during them. */
+  const echo = async (i: number, amount: number): Promise<number> => {
+    const done = await loads[i].request({ type: 'window', amount }, 'window-done', 600_000)
+    const errors = (done.errors as number) - reported[i]
+    reported[i] = done.errors as number
+    return errors
+  }
   try {
     ctx.log(`    WebSocket: warming up (${WARM_REQUESTS} echoes under valgrind)`)
-    for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) await echoWindow(loads[i % loads.length], WARM_BATCH)
+    for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) await echo(i % loads.length, WARM_BATCH)
     const out: Counted[] = []
     for (const [i, [, size]] of WS_SIZES.entries()) {
       const counted: Counted = { kase: `WebSocket ${size}`, unit: 'instructions/msg', windows: [], amount: WINDOW_REQUESTS, errors: 0, loadavg: loadavg()[0] }
-      let errors = 0
       for (let w = 0; w < WINDOWS; w++) {
-        const r = await windows.count(async () => await echoWindow(loads[i], WINDOW_REQUESTS))
-        counted.windows.push(r.counts)
-        errors = r.errors
+        const { counts, errors } = await windows.count(async () => await echo(i, WINDOW_REQUESTS))
+        counted.windows.push(counts)
+        counted.errors += errors
       }
-      counted.errors = errors
       out.push(counted)
     }
     return out

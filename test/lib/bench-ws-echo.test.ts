@@ -37,3 +37,26 @@ test('the ws-echo load in counted mode echoes exactly the asked number of messag
   await child.stop(5_000)
   t.equal(child.proc.exitCode, 0, 'stops when asked')
 })
+
+test('a counted window that loses a client ends at once and reports the error, instead of waiting for echoes that cannot come', async (t) => {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  let received = 0
+  server.on('connection', (socket) => {
+    socket.on('message', (data: Buffer) => {
+      // The 5th message overall: its client is dropped without an echo.
+      if (++received === 5) socket.terminate()
+      else socket.send(data)
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  const options: WsEchoOptions = { url: `ws://127.0.0.1:${port}/`, connections: 4, size: 16, warmupMs: 0, durationMs: 60_000, counted: true }
+  const { child } = await Child.start('load/ws-echo.js', { name: 'ws load', options })
+  t.teardown(async () => { await child.stop(5_000) })
+  await child.next('connected', 30_000)
+  const done = await child.request({ type: 'window', amount: 1_000 }, 'window-done', 30_000)
+  t.ok((done.errors as number) >= 1, 'the lost client is an error')
+  t.match(done.lastError, /closed with/)
+  t.ok(received < 1_000, 'the window ended early')
+})

@@ -159,6 +159,11 @@ export function cpuTimes (pid: number, withChildren = false): { user: number, sy
   return { user, system }
 }
 
+/** CPU seconds used between two `cpuTimes` readings: in user space and in the kernel. */
+export function cpuDelta (before: { user: number, system: number }, after: { user: number, system: number }): { user: number, kernel: number } {
+  return { user: after.user - before.user, kernel: after.system - before.system }
+}
+
 /** User+system CPU seconds of a process (and of its direct children). */
 export function cpuSeconds (pid: number, withChildren = false): number {
   const { user, system } = cpuTimes(pid, withChildren)

@@ -43,7 +43,7 @@ function cpuLimits (gw: Row, other: Row, otherName: string, per: string): string
     text += ` The gateway spends ${(gw.cpuUsPerOp / other.cpuUsPerOp).toFixed(1)}× the CPU of ${otherName} per ${per}`
     text += (gw.proxyCpuPct ?? 0) >= 85 ? ' and its one JavaScript thread is saturated: it is CPU-bound.' : '.'
     if (gw.kernelUsPerOp !== undefined && other.kernelUsPerOp !== undefined) {
-      const user = (r: Row): string => ((r.cpuUsPerOp ?? 0) - (r.kernelUsPerOp ?? 0)).toFixed(1)
+      const user = (r: Row): string => (r.userUsPerOp ?? (r.cpuUsPerOp ?? 0) - (r.kernelUsPerOp ?? 0)).toFixed(1)
       text += ` In user space ${user(gw)} against ${user(other)} µs, in the kernel ${gw.kernelUsPerOp.toFixed(1)} against ${other.kernelUsPerOp.toFixed(1)} µs.`
     }
   }

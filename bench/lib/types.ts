@@ -48,6 +48,8 @@ export interface Row {
   cpuUsPerOp?: number
   /** Of `cpuUsPerOp`, the part spent in the kernel (system time: system calls, loopback TCP, wake-ups). */
   kernelUsPerOp?: number
+  /** Of `cpuUsPerOp`, the part spent in user space (kept per round: the median of a difference is not the difference of medians). */
+  userUsPerOp?: number
   errors: number
   /** 1-minute load average of the machine when the measurement started (other work on the box). */
   loadavg: number

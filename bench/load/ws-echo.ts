@@ -47,16 +47,23 @@ function countedEcho (send: () => void): void {
   if (counting.echoed === counting.amount) counting.done()
 }
 
-async function echoExactly (amount: number): Promise<void> {
-  await new Promise<void>(resolve => {
-    counting = { amount, sent: 0, echoed: 0, done: resolve }
+/** Clients closed since connecting: a counted window needs every client, so none is run after one closed. */
+let lost = 0
+
+/** Echoes exactly `amount` messages (fewer only when a client closes); returns how many came back. */
+async function echoExactly (amount: number): Promise<number> {
+  if (lost > 0 || amount <= 0) return 0
+  const echoed = await new Promise<number>(resolve => {
+    const window = { amount, sent: 0, echoed: 0, done: () => { resolve(window.echoed) } }
+    counting = window
     for (const c of clients) {
-      if (counting.sent === amount) break
-      counting.sent++
+      if (window.sent === amount) break
+      window.sent++
       c.start()
     }
   })
   counting = undefined
+  return echoed
 }
 
 /** Resolves once connected (true) or failed (false). */
@@ -76,6 +83,7 @@ async function connect (): Promise<boolean> {
     socket.on('error', (err) => { errors++; lastError = err.message; resolve(false) })
     socket.on('close', (code) => {
       if (phase !== 'done') { errors++; lastError = `closed with ${code}` }
+      lost++
       // A counted window cannot reach its amount without this client: it ends now, with the error.
       counting?.done()
       resolve(false)
@@ -104,8 +112,8 @@ async function run (): Promise<void> {
   }
   if (opts.counted === true) {
     ipc.on('window', async (message) => {
-      await echoExactly(message.amount as number)
-      ipc.send({ type: 'window-done', errors, lastError })
+      const echoed = await echoExactly(message.amount as number)
+      ipc.send({ type: 'window-done', echoed, errors, lastError })
     })
     ipc.send({ type: 'connected' })
     await ipc.next('stop')

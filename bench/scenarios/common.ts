@@ -213,6 +213,7 @@ export function medianRows (rows: Row[]): Row[] {
       upstreamCpuPct: m(r => r.upstreamCpuPct),
       cpuUsPerOp: m(r => r.cpuUsPerOp),
       kernelUsPerOp: m(r => r.kernelUsPerOp),
+      userUsPerOp: m(r => r.userUsPerOp),
       errors: g.reduce((n, r) => n + r.errors, 0),
       loadavg: m(r => r.loadavg) as number,
       round: -1

@@ -133,9 +133,8 @@ async function countHttp (ctx: Context, base: string, windows: Windows): Promise
   return out
 }
 
-/** A closed-loop echo load per size, connected for the whole count and idle between windows. */
-async function echoLoads (ctx: Context, url: string): Promise<Child[]> {
-  const loads: Child[] = []
+/** A closed-loop echo load per size into `loads`, connected for the whole count and idle between windows. */
+async function startEchoLoads (ctx: Context, url: string, loads: Child[]): Promise<void> {
   for (const [size] of WS_SIZES) {
     const options: WsEchoOptions = { url, connections: ctx.opts.wsConnections, size, warmupMs: 0, durationMs: 30 * 60_000, counted: true }
     const { child } = await Child.start('load/ws-echo.js', { name: 'ws load', options, nofile: 65_536 })
@@ -143,26 +142,28 @@ async function echoLoads (ctx: Context, url: string): Promise<Child[]> {
     const first = await child.nextOf(['connected', 'result'], 300_000)
     if (first.type === 'result') throw new Error(String(first.error))
   }
-  return loads
 }
 
 async function countWs (ctx: Context, url: string, windows: Windows): Promise<Counted[]> {
-  const loads = await echoLoads(ctx, url)
+  const loads: Child[] = []
   // The loads report their errors so far; a window's errors are the difference.
-  const reported = loads.map(() => 0)
+  const reported = WS_SIZES.map(() => 0)
   /** Echoes exactly `amount` messages through load `i`; the errors during them. */
   const echo = async (i: number, amount: number): Promise<number> => {
     const done = await loads[i].request({ type: 'window', amount }, 'window-done', 600_000)
+    // A window short of its amount (a client closed) would be divided by the wrong number.
+    if (done.echoed !== amount) throw new Error(`WebSocket echo window: ${String(done.echoed)} of ${amount} echoes came back (${String(done.lastError)})`)
     const errors = (done.errors as number) - reported[i]
     reported[i] = done.errors as number
     return errors
   }
   try {
+    await startEchoLoads(ctx, url, loads)
     ctx.log(`    WebSocket: warming up (${WARM_REQUESTS} echoes under valgrind)`)
     for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) await echo(i % loads.length, WARM_BATCH)
     const out: Counted[] = []
-    for (const [i, [, size]] of WS_SIZES.entries()) {
-      const counted: Counted = { kase: `WebSocket ${size}`, unit: 'instructions/msg', windows: [], amount: WINDOW_REQUESTS, errors: 0, loadavg: loadavg()[0] }
+    for (const [i, [, sizeLabel]] of WS_SIZES.entries()) {
+      const counted: Counted = { kase: `WebSocket ${sizeLabel}`, unit: 'instructions/msg', windows: [], amount: WINDOW_REQUESTS, errors: 0, loadavg: loadavg()[0] }
       for (let w = 0; w < WINDOWS; w++) {
         const { counts, errors } = await windows.count(async () => await echo(i, WINDOW_REQUESTS))
         counted.windows.push(counts)

@@ -1,5 +1,5 @@
 import { loadavg } from 'node:os'
-import { Child, cpuSeconds, cpuTimes } from '../lib/proc.js'
+import { Child, cpuDelta, cpuSeconds, cpuTimes } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { WsEchoOptions } from '../load/ws-echo.js'
 import { Stack, measureRounds, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
@@ -25,9 +25,8 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
     const u0 = cpuSeconds(upstreamPid)
     const r = await child.next('result', options.durationMs + 30_000)
     const seconds = r.seconds as number
-    const c1 = cpuTimes(t.pid, t.withChildren)
-    const kernel = c1.system - c0.system
-    const cpu = c1.user - c0.user + kernel
+    const { user, kernel } = cpuDelta(c0, cpuTimes(t.pid, t.withChildren))
+    const cpu = user + kernel
     const upCpu = cpuSeconds(upstreamPid) - u0
     const messages = r.messages as number
     if (messages === 0) throw new Error(`no echo came back (${String(r.lastError ?? 'no error')})`)
@@ -44,6 +43,7 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
       upstreamCpuPct: (upCpu / seconds) * 100,
       cpuUsPerOp: messages > 0 ? (cpu * 1e6) / messages : undefined,
       kernelUsPerOp: messages > 0 ? (kernel * 1e6) / messages : undefined,
+      userUsPerOp: messages > 0 ? (user * 1e6) / messages : undefined,
       errors: r.errors as number,
       loadavg: Math.round(la * 100) / 100,
       round

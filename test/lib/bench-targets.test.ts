@@ -71,12 +71,12 @@ test('the auth: required cost reads as more or less, never as a negative "more"'
   t.equal(faster?.pass, true)
 })
 
-test('a missed target splits the CPU per request into user space and kernel, from the medians of the rounds', async (t) => {
+test('a missed target splits the CPU per request into user space and kernel, from the medians of the rounds (user time worked out when a row lacks it)', async (t) => {
   const results = httpResults([8, 8, 8], [10, 10, 10])
   const http = results.scenarios.http
   if (http === undefined) throw new Error('no http scenario')
   const cpu = (r: Row, i: number): Row => r.target === 'gateway'
-    ? { ...r, proxyCpuPct: 97, cpuUsPerOp: 120 + i, kernelUsPerOp: 50 + i }
+    ? { ...r, proxyCpuPct: 97, cpuUsPerOp: 120 + i, kernelUsPerOp: 50 + i, userUsPerOp: 70 }
     : { ...r, proxyCpuPct: 60, cpuUsPerOp: 40, kernelUsPerOp: 30 }
   http.roundRows = (http.roundRows ?? []).map(cpu)
   http.rows = medianRows(http.roundRows)

@@ -27,6 +27,7 @@ test('the ws-echo load in counted mode echoes exactly the asked number of messag
 
   const first = await child.request({ type: 'window', amount: 25 }, 'window-done', 30_000)
   t.equal(received, 25, 'a window of more echoes than clients')
+  t.equal(first.echoed, 25)
   t.equal(first.errors, 0)
   await sleep(100)
   t.equal(received, 25, 'idle between windows')
@@ -59,4 +60,8 @@ test('a counted window that loses a client ends at once and reports the error, i
   t.ok((done.errors as number) >= 1, 'the lost client is an error')
   t.match(done.lastError, /closed with/)
   t.ok(received < 1_000, 'the window ended early')
+  t.ok((done.echoed as number) < 1_000, 'and says how many echoes came back')
+
+  const next = await child.request({ type: 'window', amount: 10 }, 'window-done', 5_000)
+  t.equal(next.echoed, 0, 'a later window is refused at once: it would wait for the lost client forever')
 })

@@ -9,6 +9,7 @@ const COLORS: Record<string, string> = {
   nginx: '#16a34a',
   bare: '#f59e0b',
   node: '#a855f7',
+  native: '#db2777',
   direct: '#9ca3af',
   raw: '#9ca3af'
 }
@@ -20,6 +21,7 @@ const SHORT: Record<string, string> = {
   nginx: 'nginx',
   bare: 'bare @fastify/http-proxy',
   node: 'plain Node (floor)',
+  native: 'Node + C relay (bench/native)',
   direct: 'direct to upstream',
   raw: 'raw ws echo'
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { Child } from '../lib/proc.js'
+import { loadNativeRelay } from '../lib/native.js'
 import { Nginx } from '../lib/nginx.js'
 import { gitCommit } from '../lib/system.js'
 import type { Context, Row, ScenarioName, ScenarioResult } from '../lib/types.js'
@@ -107,8 +108,19 @@ export async function startBare (stack: Stack, upstreamPort: number, wrapper?: s
 }
 
 /** The Node floor: plain http + undici Pool, and a raw TCP relay for upgrades (bench/servers/node-proxy.ts). */
-export async function startNodeFloor (stack: Stack, upstreamPort: number, wrapper?: string[]): Promise<{ child: Child, port: number }> {
-  return await startServer(stack, 'servers/node-proxy.js', 'node-proxy', { upstream: `http://127.0.0.1:${upstreamPort}` }, wrapper)
+export async function startNodeFloor (stack: Stack, upstreamPort: number, wrapper?: string[], nativeRelay?: string): Promise<{ child: Child, port: number }> {
+  return await startServer(stack, 'servers/node-proxy.js', 'node-proxy', { upstream: `http://127.0.0.1:${upstreamPort}`, nativeRelay }, wrapper)
+}
+
+/** The Node floor relaying WebSockets in C (bench/native), or undefined with a note saying why it was skipped. */
+export async function startNativeFloor (stack: Stack, result: ScenarioResult, upstreamPort: number): Promise<{ child: Child, port: number } | undefined> {
+  try {
+    const { path } = await loadNativeRelay()
+    return await startNodeFloor(stack, upstreamPort, undefined, path)
+  } catch (err) {
+    result.notes.push(`native relay skipped: ${(err as Error).message}`)
+    return undefined
+  }
 }
 
 /** nginx, or undefined with a note saying why it was skipped. */

@@ -2,7 +2,7 @@ import { loadavg } from 'node:os'
 import { Child, cpuDelta, cpuSeconds, cpuTimes } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { WsEchoOptions } from '../load/ws-echo.js'
-import { Stack, measureRounds, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
+import { Stack, measureRounds, newScenario, startBare, startGateway, startNativeFloor, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
 
 export const WS_SIZES: Array<[number, string]> = [[64, '64 B'], [4096, '4 KB']]
 
@@ -74,6 +74,10 @@ export async function runWs (ctx: Context): Promise<ScenarioResult> {
     if (wants(ctx, 'node')) {
       const node = await startNodeFloor(stack, up.port)
       targets.push({ target: 'node', label: 'plain Node TCP relay after the upgrade (no frame parsing: the Node floor)', url: `ws://127.0.0.1:${node.port}/wsecho/echo`, pid: node.child.pid })
+    }
+    if (wants(ctx, 'native')) {
+      const native = await startNativeFloor(stack, result, up.port)
+      if (native !== undefined) targets.push({ target: 'native', label: 'the same relay in C on Node\'s event loop (bench/native: no JavaScript per read or write)', url: `ws://127.0.0.1:${native.port}/wsecho/echo`, pid: native.child.pid })
     }
     if (wants(ctx, 'gateway')) targets.push({ target: 'gateway', label: 'gateway route, websocket: true', url: `ws://127.0.0.1:${gw.port}/wsecho/echo`, pid: gw.child.pid })
 

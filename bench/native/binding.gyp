@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "relay",
+      "sources": ["relay.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

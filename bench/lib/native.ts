@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process'
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, realpathSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { findExecutable } from './proc.js'
 
 /** The C relay of the `native` row (bench/native/relay.c); not part of the gateway. */
 export interface NativeRelay {
@@ -16,10 +17,13 @@ export const NATIVE_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../.
 const ADDON = join(NATIVE_DIR, 'build/Release/relay.node')
 const SOURCES = ['relay.c', 'binding.gyp'].map(f => join(NATIVE_DIR, f))
 
-/** npm's own node-gyp: npm names it to scripts; otherwise it sits beside the running Node. */
+/** npm's own node-gyp: npm names it to scripts; otherwise it sits in npm's own node_modules. */
 function nodeGyp (): string {
+  const npm = findExecutable('npm')
   const candidates = [
     process.env.npm_config_node_gyp,
+    // bin/npm is a link to npm's bin/npm-cli.js wherever npm is installed (Debian, tarballs, nvm).
+    npm === undefined ? undefined : join(dirname(realpathSync(npm)), '../node_modules/node-gyp/bin/node-gyp.js'),
     join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js')
   ]
   const found = candidates.find((p): p is string => p !== undefined && p !== '' && existsSync(p))
@@ -41,8 +45,11 @@ function upToDate (): boolean {
   return SOURCES.every(f => statSync(f).mtimeMs <= built)
 }
 
-/** Builds the addon when its sources are newer than the build (a few seconds) and loads it. */
-export async function loadNativeRelay (): Promise<{ path: string, relay: NativeRelay }> {
+/**
+ * Builds the addon when its sources are newer than the build (a few seconds) and returns its
+ * path. Two builds at once (a bench run and the test) would share bench/native/build: run one.
+ */
+export async function buildNativeRelay (): Promise<string> {
   if (!upToDate()) {
     try {
       await promisify(execFile)(process.execPath, [nodeGyp(), 'rebuild', ...nodeDirArgs()], { cwd: NATIVE_DIR, timeout: 300_000 })
@@ -52,5 +59,11 @@ export async function loadNativeRelay (): Promise<{ path: string, relay: NativeR
       throw new Error(`building bench/native failed: ${e.message.split('\n')[0]}${detail !== '' ? ` (${detail})` : ''}`)
     }
   }
-  return { path: ADDON, relay: createRequire(import.meta.url)(ADDON) as NativeRelay }
+  return ADDON
+}
+
+/** Builds the addon when needed and loads it into this process. */
+export async function loadNativeRelay (): Promise<{ path: string, relay: NativeRelay }> {
+  const path = await buildNativeRelay()
+  return { path, relay: createRequire(import.meta.url)(path) as NativeRelay }
 }

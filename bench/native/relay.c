@@ -7,7 +7,9 @@
  * start(fdA, fdB, onEnd): relays until either side ends or fails, then calls onEnd(reason)
  * once; the caller then destroys both sockets. The caller must have stopped Node's own
  * reading of both sockets. The relay polls dup()s of the descriptors, so Node's handles
- * keep theirs and close them as usual. One buffer per direction: a side is not read while
+ * keep theirs and close them as usual; and so destroying the sockets in JavaScript does not
+ * end a relay: only a side's end or failure does (or the process exiting). An exception
+ * thrown by onEnd is reported as uncaught, as one thrown by any Node callback. One buffer per direction: a side is not read while
  * the bytes it sent are not all written to the other (backpressure, as nginx does it).
  */
 #include <errno.h>
@@ -44,6 +46,7 @@ struct relay {
 };
 
 static void on_poll(uv_poll_t *handle, int status, int events);
+static void end(relay_t *r, const char *reason);
 
 static void on_closed(uv_handle_t *handle) {
   relay_t *r = ((side_t *)handle->data)->relay;
@@ -63,15 +66,24 @@ static void end(relay_t *r, const char *reason) {
   napi_env env = r->env;
   napi_handle_scope scope;
   napi_value callback, recv, arg;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_get_reference_value(env, r->on_end, &callback);
-  napi_get_global(env, &recv);
-  napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &arg);
-  /* make_callback, not call_function: process.nextTick work queued by onEnd runs after it. */
-  napi_make_callback(env, r->context, recv, callback, 1, &arg, NULL);
+  napi_status status = napi_open_handle_scope(env, &scope);
+  int scoped = status == napi_ok;
+  if (scoped) {
+    napi_get_reference_value(env, r->on_end, &callback);
+    napi_get_global(env, &recv);
+    napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &arg);
+    /* make_callback, not call_function: process.nextTick work queued by onEnd runs after it. */
+    status = napi_make_callback(env, r->context, recv, callback, 1, &arg, NULL);
+  }
+  if (status == napi_pending_exception) {
+    /* Left pending, the error would be thrown by whatever calls into the addon next. */
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
   napi_delete_reference(env, r->on_end);
   napi_async_destroy(env, r->context);
-  napi_close_handle_scope(env, scope);
+  if (scoped) napi_close_handle_scope(env, scope);
 }
 
 /* Writes what side i sent to side 1 - i. Returns 0, or -1 when the other side failed. */
@@ -97,7 +109,10 @@ static void update(relay_t *r) {
     if (events == s->events) continue;
     s->events = events;
     if (events == 0) uv_poll_stop(&s->poll);
-    else uv_poll_start(&s->poll, events, on_poll);
+    else if (uv_poll_start(&s->poll, events, on_poll) != 0) {
+      end(r, "cannot poll the socket");
+      return;
+    }
   }
 }
 
@@ -106,15 +121,30 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   relay_t *r = s->relay;
   int i = s->index;
   if (r->ended) return;
-  if (status < 0) return end(r, uv_strerror(status));
-  if ((events & UV_WRITABLE) && flush(r, 1 - i) < 0) return end(r, "write failed");
+  if (status < 0) {
+    end(r, uv_strerror(status));
+    return;
+  }
+  if ((events & UV_WRITABLE) && flush(r, 1 - i) < 0) {
+    end(r, "write failed");
+    return;
+  }
   if ((events & UV_READABLE) && r->from[i].len == 0) {
     ssize_t n = read(s->fd, r->from[i].data, BUF_SIZE);
-    if (n == 0) return end(r, i == 0 ? "end of the first socket" : "end of the second socket");
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return end(r, "read failed");
+    if (n == 0) {
+      end(r, i == 0 ? "end of the first socket" : "end of the second socket");
+      return;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      end(r, "read failed");
+      return;
+    }
     if (n > 0) {
       r->from[i].len = (size_t)n;
-      if (flush(r, i) < 0) return end(r, "write failed");
+      if (flush(r, i) < 0) {
+        end(r, "write failed");
+        return;
+      }
     }
   }
   update(r);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { Child } from '../lib/proc.js'
-import { loadNativeRelay } from '../lib/native.js'
+import { buildNativeRelay } from '../lib/native.js'
 import { Nginx } from '../lib/nginx.js'
 import { gitCommit } from '../lib/system.js'
 import type { Context, Row, ScenarioName, ScenarioResult } from '../lib/types.js'
@@ -115,8 +115,7 @@ export async function startNodeFloor (stack: Stack, upstreamPort: number, wrappe
 /** The Node floor relaying WebSockets in C (bench/native), or undefined with a note saying why it was skipped. */
 export async function startNativeFloor (stack: Stack, result: ScenarioResult, upstreamPort: number): Promise<{ child: Child, port: number } | undefined> {
   try {
-    const { path } = await loadNativeRelay()
-    return await startNodeFloor(stack, upstreamPort, undefined, path)
+    return await startNodeFloor(stack, upstreamPort, undefined, await buildNativeRelay())
   } catch (err) {
     result.notes.push(`native relay skipped: ${(err as Error).message}`)
     return undefined

@@ -72,7 +72,11 @@ function relayNatively (relay: NativeRelay, client: Socket, up: Socket, req: Inc
     // The head is a few hundred bytes on a fresh connection: the kernel takes it at once,
     // so nothing of Node's is still queued when the C relay starts writing to the socket.
     if (up.writableLength > 0) return up.destroy()
-    relay.start(clientFd, upFd, () => { client.destroy(); up.destroy() })
+    try {
+      relay.start(clientFd, upFd, () => { client.destroy(); up.destroy() })
+    } catch {
+      up.destroy() // and so the client (out of descriptors, say)
+    }
   })
 }
 

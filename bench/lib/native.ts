@@ -13,7 +13,7 @@ export interface NativeRelay {
 }
 
 /** bench/native in the source tree (the bench runs from dist/bench/lib). */
-export const NATIVE_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../../bench/native')
+const NATIVE_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../../bench/native')
 const ADDON = join(NATIVE_DIR, 'build/Release/relay.node')
 const SOURCES = ['relay.c', 'binding.gyp'].map(f => join(NATIVE_DIR, f))
 
@@ -27,7 +27,7 @@ function nodeGyp (): string {
     join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js')
   ]
   const found = candidates.find((p): p is string => p !== undefined && p !== '' && existsSync(p))
-  if (found === undefined) throw new Error('node-gyp not found (it comes with npm; g++, make and python3 are needed too)')
+  if (found === undefined) throw new Error('node-gyp not found (it comes with npm; a C compiler, make and python3 are needed too)')
   return found
 }
 

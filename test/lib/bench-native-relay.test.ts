@@ -5,10 +5,10 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { test, type Test } from 'tap'
-import WebSocket, { WebSocketServer } from 'ws'
+import WebSocket, { type WebSocketServer } from 'ws'
 import { loadNativeRelay } from '../../bench/lib/native.js'
 import { Child } from '../../bench/lib/proc.js'
-import { waitFor } from '../helper.js'
+import { startWsUpstream, waitFor } from '../helper.js'
 
 /**
  * The bench's `native` row: the Node floor relaying upgraded sockets with the C addon of
@@ -17,13 +17,7 @@ import { waitFor } from '../helper.js'
  */
 async function nativeFloor (t: Test): Promise<{ proxy: Child, port: number, server: WebSocketServer }> {
   const { path } = await loadNativeRelay()
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
-  await once(server, 'listening')
-  t.teardown(() => { server.close() })
-  server.on('connection', (socket) => {
-    socket.on('message', (data: Buffer, isBinary) => { socket.send(data, { binary: isBinary }) })
-  })
-  const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const { wss: server, url: upstream } = await startWsUpstream(t)
   const { child, ready } = await Child.start('servers/node-proxy.js', { name: 'node-proxy', options: { upstream, nativeRelay: path } })
   t.teardown(async () => { await child.stop(5_000) })
   return { proxy: child, port: ready.port as number, server }

@@ -164,6 +164,12 @@ export function cpuDelta (before: { user: number, system: number }, after: { use
   return { user: after.user - before.user, kernel: after.system - before.system }
 }
 
+/** CPU microseconds per operation of a `cpuDelta`, and its kernel and user-space parts; none when no operation was served. */
+export function cpuPerOp (used: { user: number, kernel: number }, ops: number): { cpuUsPerOp?: number, kernelUsPerOp?: number, userUsPerOp?: number } {
+  if (ops <= 0) return {}
+  return { cpuUsPerOp: ((used.user + used.kernel) * 1e6) / ops, kernelUsPerOp: (used.kernel * 1e6) / ops, userUsPerOp: (used.user * 1e6) / ops }
+}
+
 /** User+system CPU seconds of a process (and of its direct children). */
 export function cpuSeconds (pid: number, withChildren = false): number {
   const { user, system } = cpuTimes(pid, withChildren)

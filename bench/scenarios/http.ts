@@ -1,7 +1,7 @@
 import { loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { httpLoad } from '../lib/http-load.js'
-import { cpuDelta, cpuSeconds, cpuTimes } from '../lib/proc.js'
+import { cpuDelta, cpuPerOp, cpuSeconds, cpuTimes } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import { API_KEY, DEVICE, Stack, measureRounds, newScenario, startBare, startGateway, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
 
@@ -88,8 +88,7 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
   const w0 = performance.now()
   const r = await httpLoad(ctx.loadgen, { ...load, durationS: ctx.opts.durationS })
   const wall = (performance.now() - w0) / 1000
-  const { user, kernel } = cpuDelta(c0, cpuTimes(t.pid, t.withChildren))
-  const cpu = user + kernel
+  const used = cpuDelta(c0, cpuTimes(t.pid, t.withChildren))
   const upCpu = cpuSeconds(upstreamPid) - u0
   return {
     scenario: 'http',
@@ -100,11 +99,9 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
     unit: 'req/s',
     p50Ms: r.p50Ms,
     p99Ms: r.p99Ms,
-    proxyCpuPct: (cpu / wall) * 100,
+    proxyCpuPct: ((used.user + used.kernel) / wall) * 100,
     upstreamCpuPct: (upCpu / wall) * 100,
-    cpuUsPerOp: r.requests > 0 ? (cpu * 1e6) / r.requests : undefined,
-    kernelUsPerOp: r.requests > 0 ? (kernel * 1e6) / r.requests : undefined,
-    userUsPerOp: r.requests > 0 ? (user * 1e6) / r.requests : undefined,
+    ...cpuPerOp(used, r.requests),
     errors: r.errors,
     loadavg: Math.round(la * 100) / 100,
     round,

@@ -1,5 +1,5 @@
 import { loadavg } from 'node:os'
-import { Child, cpuDelta, cpuSeconds, cpuTimes } from '../lib/proc.js'
+import { Child, cpuDelta, cpuPerOp, cpuSeconds, cpuTimes } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { WsEchoOptions } from '../load/ws-echo.js'
 import { Stack, measureRounds, newScenario, startBare, startGateway, startNativeFloor, startNginx, startNodeFloor, startUpstream, wants } from './common.js'
@@ -25,8 +25,7 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
     const u0 = cpuSeconds(upstreamPid)
     const r = await child.next('result', options.durationMs + 30_000)
     const seconds = r.seconds as number
-    const { user, kernel } = cpuDelta(c0, cpuTimes(t.pid, t.withChildren))
-    const cpu = user + kernel
+    const used = cpuDelta(c0, cpuTimes(t.pid, t.withChildren))
     const upCpu = cpuSeconds(upstreamPid) - u0
     const messages = r.messages as number
     if (messages === 0) throw new Error(`no echo came back (${String(r.lastError ?? 'no error')})`)
@@ -39,11 +38,9 @@ async function measure (ctx: Context, t: Target, size: number, kase: string, rou
       unit: 'msg/s',
       p50Ms: r.p50Ms as number,
       p99Ms: r.p99Ms as number,
-      proxyCpuPct: (cpu / seconds) * 100,
+      proxyCpuPct: ((used.user + used.kernel) / seconds) * 100,
       upstreamCpuPct: (upCpu / seconds) * 100,
-      cpuUsPerOp: messages > 0 ? (cpu * 1e6) / messages : undefined,
-      kernelUsPerOp: messages > 0 ? (kernel * 1e6) / messages : undefined,
-      userUsPerOp: messages > 0 ? (user * 1e6) / messages : undefined,
+      ...cpuPerOp(used, messages),
       errors: r.errors as number,
       loadavg: Math.round(la * 100) / 100,
       round

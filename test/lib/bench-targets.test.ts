@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { evaluateTargets, medianInterval } from '../../bench/lib/targets.js'
 import { medianRows } from '../../bench/scenarios/common.js'
-import { cpuSeconds, cpuTimes } from '../../bench/lib/proc.js'
+import { cpuPerOp, cpuSeconds, cpuTimes } from '../../bench/lib/proc.js'
 import type { Results, Row } from '../../bench/lib/types.js'
 
 test('medianInterval: order statistics with at least 95% confidence, from the binomial', async (t) => {
@@ -95,4 +95,9 @@ test('cpuTimes reads user and kernel time of a live process from /proc; cpuSecon
   t.ok(after.user + after.system > before.user + before.system, 'a busy loop is counted')
   t.ok(Math.abs(cpuSeconds(process.pid) - (after.user + after.system)) < 1, 'cpuSeconds is user + system')
   t.same(cpuTimes(2 ** 30), { user: 0, system: 0 }, 'a process that is gone counts nothing')
+})
+
+test('cpuPerOp divides a CPU delta by the operations served, whole and in its two parts', async (t) => {
+  t.same(cpuPerOp({ user: 0.3, kernel: 0.1 }, 1_000), { cpuUsPerOp: 400, kernelUsPerOp: 100, userUsPerOp: 300 })
+  t.same(cpuPerOp({ user: 0.3, kernel: 0.1 }, 0), {}, 'nothing per operation when none was served')
 })

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AuthUnavailableError, TokenExpiredError, UnauthorizedError } from '../lib/errors.js'
 import type { AuthResult, Principal } from '../lib/auth/principal.js'
+import { bearerToken } from '../lib/auth/bearer.js'
 
 export type RouteAuthHook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void
 
@@ -24,12 +25,6 @@ export function refusal (result: Exclude<AuthResult, { ok: true }>): Error {
   if (result.code === 'TOKEN_EXPIRED') return new TokenExpiredError()
   if (result.code === 'AUTH_UNAVAILABLE') return new AuthUnavailableError(result.reason)
   return new UnauthorizedError(result.reason)
-}
-
-function bearerToken (header: string | undefined): string | undefined {
-  if (header === undefined) return undefined
-  const match = /^Bearer +(\S+) *$/i.exec(header)
-  return match?.[1]
 }
 
 /**

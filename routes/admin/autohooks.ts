@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { sha256Digest as digest } from '../../lib/hash.js'
 import type { FastifyInstance } from 'fastify'
 import { UnauthorizedError } from '../../lib/errors.js'
+import { bearerToken } from '../../lib/auth/bearer.js'
 
 /**
  * Every /admin route needs `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`, compared in
@@ -13,7 +14,7 @@ export default async function adminAuth (fastify: FastifyInstance): Promise<void
   if (token === undefined) return
   const expected = digest(token)
   fastify.addHook('onRequest', async (request) => {
-    const presented = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+    const presented = bearerToken(request.headers.authorization) ?? ''
     if (!timingSafeEqual(digest(presented), expected)) {
       const err = new UnauthorizedError('admin token required')
       Object.assign(err, { headers: { 'www-authenticate': 'Bearer realm="admin"' } })

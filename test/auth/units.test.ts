@@ -5,6 +5,7 @@ import { AuthCache } from '../../lib/auth/cache.js'
 import { ApiKeyStore } from '../../lib/auth/api-keys.js'
 import { sha256Digest, sha256Hex } from '../../lib/hash.js'
 import { GatewayTokens } from '../../lib/auth/gateway-tokens.js'
+import { bearerToken } from '../../lib/auth/bearer.js'
 import { Authenticator, type Credential } from '../../lib/auth/index.js'
 import type { DeviceAuthenticator } from '../../lib/auth/types.js'
 import { RefreshStore } from '../../lib/auth/refresh-store.js'
@@ -127,6 +128,14 @@ test('a remembered access token and a configured API key give one frozen princip
   t.ok(Object.isFrozen(a.principal) && Object.isFrozen(a.principal.scopes), 'shared, so frozen')
   t.throws(() => { (a.principal as { user_id: string }).user_id = 'mallory' }, TypeError, 'no caller can change it for the next request')
 
+  // The cache is keyed by the signature: a token with another payload under the same signature is no hit.
+  const [head, body, signature] = token.split('.')
+  const claims = JSON.parse(Buffer.from(body, 'base64url').toString()) as Record<string, unknown>
+  const forged = `${head}.${Buffer.from(JSON.stringify({ ...claims, sub: 'mallory' })).toString('base64url')}.${signature}`
+  t.equal(tokens.lookup(forged), undefined, 'same signature, other payload: not taken from the cache')
+  t.equal(tokens.verify(forged).ok, false, 'and refused by the verifier')
+  t.equal(tokens.lookup(token)?.ok, true, 'the verified token is still remembered')
+
   const store = new ApiKeyStore([{ key_sha256: sha256Hex('k-1'), user_id: 'bob', scopes: ['read'] }])
   t.equal(sha256Hex('k-1'), createHash('sha256').update('k-1').digest('hex'), 'the one-shot hash is sha256 hex')
   t.same(sha256Digest('k-1 ключ'), createHash('sha256').update('k-1 ключ', 'utf8').digest(), 'the one-shot digest is sha256 of the UTF-8 bytes')
@@ -175,4 +184,15 @@ test('two logins with one API key keep their own refresh families; only per-requ
   const r2 = principalOf(auth.authenticateApiKey('k-1', true))
   t.equal(r1, r2, 'route checks share one frozen principal')
   t.ok(Object.isFrozen(r1))
+})
+
+test('bearerToken: the token of Authorization: Bearer, the scheme in any case, spaces around it', async (t) => {
+  t.equal(bearerToken('Bearer abc.def'), 'abc.def')
+  t.equal(bearerToken('bearer abc'), 'abc')
+  t.equal(bearerToken('BEARER abc'), 'abc')
+  t.equal(bearerToken('Bearer    abc   '), 'abc')
+  t.equal(bearerToken('Bearer a'), 'a')
+  for (const bad of [undefined, '', 'Bearer', 'Bearer ', 'Bearer     ', 'Bearerabc', 'Bearer\tabc', 'Basic abc', 'Bearer a b', 'Bearer a  b ', 'xBearer abc', 'Beare abc']) {
+    t.equal(bearerToken(bad), undefined, JSON.stringify(bad))
+  }
 })

@@ -91,9 +91,11 @@ export class GatewayTokens {
     }
     if (typeof did === 'string') principal.device_id = did
     if (typeof sst === 'string') principal.subscription_status = sst
-    if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value as string)
+    const key = cacheKey(token)
+    // A token with the same key replaces its entry: nothing else has to go.
+    if (this.verified.size >= VERIFIED_CACHE_MAX && !this.verified.has(key)) this.verified.delete(this.verified.keys().next().value as string)
     const frozen = Object.freeze({ ...principal, scopes: Object.freeze([...principal.scopes]) as string[] })
-    this.verified.set(cacheKey(token), { token, result: Object.freeze({ ok: true, principal: frozen, sid }) })
+    this.verified.set(key, { token, result: Object.freeze({ ok: true, principal: frozen, sid }) })
     return { ok: true, principal, sid }
   }
 }

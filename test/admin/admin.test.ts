@@ -58,6 +58,8 @@ test('admin bearer token: missing or wrong is 401, unknown ids are 404', async (
   t.match(missing.headers['www-authenticate'], /^Bearer/)
   t.equal((await call('GET', `${gw.url}/admin/connections`, undefined, { authorization: `Bearer ${ADMIN}x` })).status, 401)
   t.equal((await call('GET', `${gw.url}/admin/connections`, undefined, { authorization: ADMIN })).status, 401)
+  t.equal((await call('GET', `${gw.url}/admin/connections`, undefined, { authorization: `Bearer ${ADMIN.slice(0, 4)}\t${ADMIN.slice(4)}` })).status, 401)
+  t.equal((await call('GET', `${gw.url}/admin/connections`, undefined, { authorization: `bearer  ${ADMIN}` })).status, 200, 'the scheme in any case')
   t.equal((await call('POST', `${gw.url}/admin/auth/invalidate`, { user_id: 'u' })).status, 401)
 
   const list = await call('GET', `${gw.url}/admin/connections`, undefined, auth)

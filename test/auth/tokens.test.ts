@@ -61,6 +61,13 @@ test('a gateway access token, an API key and nothing on an auth: required route'
   t.equal(errorCode(await call('GET', `${url}/api/c`, undefined, { 'x-api-key': 'wrong' })), 'UNAUTHORIZED')
   t.equal(errorCode(await call('GET', `${url}/api/c`, undefined, { authorization: 'Basic dXNlcjpwYXNz' })), 'UNAUTHORIZED')
   t.equal(seen.length, 2)
+
+  // A Bearer header whose token has whitespace inside is no bearer token: the API key beside it is used.
+  const tabbed = await call('GET', `${url}/api/d`, undefined, { authorization: `Bearer ${pair.access_token as string}\tx`, 'x-api-key': API_KEY })
+  t.equal(tabbed.status, 200)
+  t.match(seen[2], { 'x-user-id': 'user-2', 'x-auth-method': 'api_key' })
+  t.equal((await call('GET', `${url}/api/d`, undefined, { authorization: `bearer   ${pair.access_token as string}  ` })).status, 200, 'scheme in any case, spaces around the token')
+  t.match(seen[3], { 'x-user-id': 'user-1', 'x-auth-method': 'device' })
 })
 
 test('gateway access tokens: expired, forged, unsigned', async (t) => {

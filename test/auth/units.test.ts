@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { AuthCache } from '../../lib/auth/cache.js'
 import { ApiKeyStore } from '../../lib/auth/api-keys.js'
 import { sha256Digest, sha256Hex } from '../../lib/hash.js'
-import { GatewayTokens } from '../../lib/auth/gateway-tokens.js'
+import { GatewayTokens, VERIFIED_CACHE_MAX } from '../../lib/auth/gateway-tokens.js'
 import { bearerToken } from '../../lib/auth/bearer.js'
 import { Authenticator, type Credential } from '../../lib/auth/index.js'
 import type { DeviceAuthenticator } from '../../lib/auth/types.js'
@@ -192,7 +192,52 @@ test('bearerToken: the token of Authorization: Bearer, the scheme in any case, s
   t.equal(bearerToken('BEARER abc'), 'abc')
   t.equal(bearerToken('Bearer    abc   '), 'abc')
   t.equal(bearerToken('Bearer a'), 'a')
-  for (const bad of [undefined, '', 'Bearer', 'Bearer ', 'Bearer     ', 'Bearerabc', 'Bearer\tabc', 'Basic abc', 'Bearer a b', 'Bearer a  b ', 'xBearer abc', 'Beare abc']) {
-    t.equal(bearerToken(bad), undefined, JSON.stringify(bad))
+  const refused = [undefined, '', 'Bearer', 'Bearer ', 'Bearer     ', 'Bearerabc', 'Bearer\tabc', 'Basic abc', 'Bearer a b', 'Bearer a  b ',
+    'xBearer abc', 'Beare abc', 'Bearer a\tb', 'Bearer abc\xa0', 'Bearer  \t', 'Bearer abc\t ', 'Bearer a\vb', 'Bearer a\fb']
+  for (const bad of refused) t.equal(bearerToken(bad), undefined, JSON.stringify(bad))
+})
+
+test('bearerToken gives what /^Bearer +(\\S+) *$/i gives, for every short one-byte header value over a mixed alphabet', async (t) => {
+  const REGEX = /^Bearer +(\S+) *$/i
+  const alphabet = ['B', 'b', 'e', 'E', 'a', 'r', 'R', ' ', '\t', '\xa0', 'x', '.', '\v']
+  const prefixes = ['Bearer ', 'bEaReR ', 'Bearer  ', 'Bearer', 'Beare ', '']
+  let checked = 0
+  let differ = 0
+  const walk = (tail: string, depth: number): void => {
+    for (const p of prefixes) {
+      checked++
+      if (bearerToken(p + tail) !== REGEX.exec(p + tail)?.[1]) differ++
+    }
+    if (depth === 0) return
+    for (const c of alphabet) walk(tail + c, depth - 1)
   }
+  walk('', 4)
+  t.ok(checked > 100_000, `${checked} header values`)
+  t.equal(differ, 0)
+})
+
+test('the verified-token cache: a token sharing another\'s key replaces it, and the cache holds at most VERIFIED_CACHE_MAX', async (t) => {
+  const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const head = b64({ alg: 'HS256', typ: 'JWT' })
+  const exp = Math.floor(Date.now() / 1000) + 600
+  const make = (sub: string, signature: string): string => `${head}.${b64({ sub, mth: 'device', sid: 's', exp })}.${signature}`
+  // A codec that takes any signature: this test is about the cache, not the check.
+  const codec = { sign: () => '', verify: (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as Record<string, unknown> }
+  const tokens = new GatewayTokens(codec, 'HS256', 600_000)
+
+  const signature = 's'.repeat(43)
+  const a = make('alice', signature)
+  const b = make('bob', signature)
+  t.equal(tokens.verify(a).ok, true)
+  t.equal(tokens.verify(b).ok, true)
+  t.equal(tokens.lookup(a), undefined, 'replaced by the token with the same key')
+  const hit = tokens.lookup(b)
+  t.equal(hit?.ok === true ? hit.principal.user_id : undefined, 'bob')
+
+  const many = Array.from({ length: VERIFIED_CACHE_MAX + 1 }, (_, i) => make(`u${i}`, `${i}`.padStart(43, 'x')))
+  for (const token of many) tokens.verify(token)
+  t.equal(tokens.lookup(b), undefined, 'the oldest entries went first')
+  t.equal(tokens.lookup(many[0]), undefined)
+  t.equal(tokens.lookup(many[1])?.ok, true, 'VERIFIED_CACHE_MAX entries are kept')
+  t.equal(tokens.lookup(many[VERIFIED_CACHE_MAX])?.ok, true)
 })

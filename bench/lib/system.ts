@@ -2,21 +2,44 @@ import { execFileSync } from 'node:child_process'
 import { cpus, loadavg, release, totalmem, type as osType } from 'node:os'
 import type { MachineInfo } from './types.js'
 
-function git (args: string[], cwd?: string): string {
+function git (args: string[], cwd?: string): string | undefined {
   try {
-    return execFileSync('git', ['--no-optional-locks', ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    return execFileSync('git', ['--no-optional-locks', ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
   } catch {
-    return ''
+    return undefined
   }
 }
 
-/** The bench's own output: a run that follows a partial or thrown-away run finds them changed, which says nothing of the code. */
-const OUTPUTS = [':(top,exclude)BENCHMARKS.md', ':(top,exclude)bench/results']
+/** The bench's own output: a run that follows a partial or thrown-away run finds it changed, which says nothing of the code. */
+function isBenchOutput (path: string): boolean {
+  return path === 'BENCHMARKS.md' || path.startsWith('bench/results/')
+}
 
-/** HEAD, and whether tracked files other than the bench's own output differ from it. */
+/**
+ * The paths of `git status --porcelain -z` (relative to the top of the tree, wherever git runs):
+ * `XY path`, and after a rename or copy the path it came from as one more field.
+ */
+export function changedPaths (porcelain: string): string[] {
+  const fields = porcelain.split('\0')
+  const paths: string[] = []
+  for (let i = 0; i < fields.length; i++) {
+    const entry = fields[i]
+    if (entry.length < 4) continue
+    paths.push(entry.slice(3))
+    if ('RC'.includes(entry[0]) || 'RC'.includes(entry[1])) paths.push(fields[++i] ?? '')
+  }
+  return paths
+}
+
+/**
+ * HEAD, and whether tracked files other than the bench's own output differ from it. Outside a
+ * repository: `unknown` and clean; a repository whose status cannot be read counts as dirty.
+ */
 export function gitCommit (cwd?: string): { commit: string, dirty: boolean } {
-  const commit = git(['rev-parse', '--short=12', 'HEAD'], cwd) || 'unknown'
-  const dirty = git(['status', '--porcelain', '--untracked-files=no', '--', ':(top)', ...OUTPUTS], cwd) !== ''
+  const commit = git(['rev-parse', '--short=12', 'HEAD'], cwd)?.trim()
+  if (commit === undefined || commit === '') return { commit: 'unknown', dirty: false }
+  const status = git(['status', '--porcelain', '-z', '--untracked-files=no'], cwd)
+  const dirty = status === undefined || changedPaths(status).some(path => !isBenchOutput(path))
   return { commit, dirty }
 }
 

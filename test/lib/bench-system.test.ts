@@ -1,18 +1,30 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gitCommit } from '../../bench/lib/system.js'
+import { changedPaths, gitCommit } from '../../bench/lib/system.js'
+
+/** A scratch repository, untouched by the caller's git environment (a hook's GIT_DIR, say) and config. */
+function scratchRepo (t: Test): { dir: string, git: (...args: string[]) => string } {
+  const saved = Object.entries(process.env).filter(([k]) => k.startsWith('GIT_'))
+  for (const [k] of saved) Reflect.deleteProperty(process.env, k)
+  const dir = mkdtempSync(join(tmpdir(), 'bench-git-'))
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true })
+    for (const [k, v] of saved) process.env[k] = v
+  })
+  const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', '-c', 'commit.gpgsign=false', ...args], { cwd: dir, encoding: 'utf8' })
+  return { dir, git }
+}
 
 test('gitCommit: the bench output files do not make the tree dirty, any other tracked change does', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-git-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd: dir, encoding: 'utf8' })
+  const { dir, git } = scratchRepo(t)
   git('init', '-q')
   mkdirSync(join(dir, 'bench/results'), { recursive: true })
+  mkdirSync(join(dir, 'bench/results-old'))
   mkdirSync(join(dir, 'lib'))
-  for (const f of ['BENCHMARKS.md', 'bench/results/latest.json', 'lib/x.ts']) writeFileSync(join(dir, f), 'a\n')
+  for (const f of ['BENCHMARKS.md', 'bench/results/latest.json', 'bench/results-old/x.json', 'lib/x.ts', 'lib/y.ts']) writeFileSync(join(dir, f), 'a\n')
   git('add', '.')
   git('commit', '-q', '-m', 'first')
   const head = git('rev-parse', '--short=12', 'HEAD').trim()
@@ -22,15 +34,26 @@ test('gitCommit: the bench output files do not make the tree dirty, any other tr
   writeFileSync(join(dir, 'bench/results/latest.json'), 'b\n')
   writeFileSync(join(dir, 'untracked.txt'), 'b\n')
   t.same(gitCommit(dir), { commit: head, dirty: false }, 'output files and untracked files only')
-  // Run from a subdirectory, the exclusions are still from the top of the tree.
   t.same(gitCommit(join(dir, 'lib')), { commit: head, dirty: false }, 'from a subdirectory')
+  writeFileSync(join(dir, 'bench/results-old/x.json'), 'b\n')
+  t.same(gitCommit(dir), { commit: head, dirty: true }, 'a directory that only starts like bench/results')
+  git('checkout', '-q', '--', 'bench/results-old/x.json')
   writeFileSync(join(dir, 'lib/x.ts'), 'b\n')
   t.same(gitCommit(dir), { commit: head, dirty: true }, 'a source file changed')
   t.same(gitCommit(join(dir, 'bench/results')), { commit: head, dirty: true }, 'seen from a subdirectory too')
+  git('checkout', '-q', '--', 'lib/x.ts')
+  git('mv', 'lib/y.ts', 'bench/results/y.ts')
+  t.same(gitCommit(dir), { commit: head, dirty: true }, 'a source file renamed into the output directory')
 })
 
 test('gitCommit outside a repository: unknown and clean', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-nogit-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const { dir } = scratchRepo(t)
   t.same(gitCommit(dir), { commit: 'unknown', dirty: false })
+})
+
+test('changedPaths reads porcelain -z: both paths of a rename or copy', async (t) => {
+  t.same(changedPaths(''), [])
+  t.same(changedPaths(' M lib/x.ts\0M  BENCHMARKS.md\0'), ['lib/x.ts', 'BENCHMARKS.md'])
+  t.same(changedPaths('R  bench/results/y.ts\0lib/y.ts\0 M a b.ts\0'), ['bench/results/y.ts', 'lib/y.ts', 'a b.ts'])
+  t.same(changedPaths('C  new.ts\0old.ts\0'), ['new.ts', 'old.ts'])
 })

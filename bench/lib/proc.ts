@@ -1,12 +1,14 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, execFileSync, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Message } from './ipc.js'
+import { CHANNEL_ENV, readJsonLines, writeJsonLine } from './json-lines.js'
 
 /**
- * Processes without an IPC channel (nginx, wrk) do not notice when the runner dies: they are
+ * Processes without the bench's message pipe (nginx, wrk) do not notice when the runner dies: they are
  * killed when it exits, also on Ctrl-C.
  */
 const exitHooks = new Set<() => void>()
@@ -52,19 +54,25 @@ export interface ChildOptions {
   wrapper?: string[]
 }
 
-/** A Node child process of the bench, spoken to over IPC. */
+/**
+ * The child's fds: its messages go over a plain pipe at fd 3 as JSON lines (lib/ipc.ts says
+ * why not Node's IPC channel).
+ */
+const STDIO: StdioOptions = ['ignore', 'inherit', 'inherit', 'pipe']
+
+/** A Node child process of the bench, spoken to over its message pipe (lib/ipc.ts). */
 export class Child {
   private readonly inbox: Message[] = []
   private waiters: Array<{ types: string[], resolve: (m: Message) => void, reject: (e: Error) => void }> = []
   private exitError: Error | undefined
+  private readonly channel: Duplex
   readonly exited: Promise<number | null>
 
   private constructor (readonly name: string, readonly proc: ChildProcess) {
-    proc.on('message', (message: Message) => {
-      const i = this.waiters.findIndex(w => w.types.includes(message.type))
-      if (i >= 0) this.waiters.splice(i, 1)[0].resolve(message)
-      else this.inbox.push(message)
-    })
+    this.channel = proc.stdio[3] as Duplex
+    // A write to a child that has just exited fails with EPIPE; its exit is reported below.
+    this.channel.on('error', () => {})
+    readJsonLines<Message>(this.channel, message => { this.receive(message) })
     this.exited = new Promise(resolve => {
       proc.on('exit', (code, signal) => {
         this.exitError = new Error(`${name} exited (${signal ?? `code ${code}`})`)
@@ -72,6 +80,12 @@ export class Child {
         resolve(code)
       })
     })
+  }
+
+  private receive (message: Message): void {
+    const i = this.waiters.findIndex(w => w.types.includes(message.type))
+    if (i >= 0) this.waiters.splice(i, 1)[0].resolve(message)
+    else this.inbox.push(message)
   }
 
   get pid (): number {
@@ -82,15 +96,16 @@ export class Child {
   static async start (script: string, opts: ChildOptions, readyTimeoutMs = 30_000): Promise<{ child: Child, ready: Message }> {
     const path = join(BENCH_DIST, script)
     const argv = [...(opts.nodeArgs ?? []), path, JSON.stringify(opts.options ?? {})]
+    const env = { ...process.env, [CHANNEL_ENV]: '3' }
     let proc: ChildProcess
     if (opts.nofile !== undefined) {
       // exec keeps the pid: the runner samples /proc/<pid> of node itself.
       const raise = `ulimit -n ${opts.nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`
-      proc = spawn('bash', ['-c', raise, process.execPath, ...argv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      proc = spawn('bash', ['-c', raise, process.execPath, ...argv], { stdio: STDIO, env })
     } else if (opts.wrapper !== undefined) {
-      proc = spawn(opts.wrapper[0], [...opts.wrapper.slice(1), process.execPath, ...argv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      proc = spawn(opts.wrapper[0], [...opts.wrapper.slice(1), process.execPath, ...argv], { stdio: STDIO, env })
     } else {
-      proc = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      proc = spawn(process.execPath, argv, { stdio: STDIO, env })
     }
     const child = new Child(opts.name, proc)
     const ready = await child.next('ready', readyTimeoutMs)
@@ -122,7 +137,7 @@ export class Child {
   }
 
   send (message: Message): void {
-    if (this.proc.connected) this.proc.send(message)
+    writeJsonLine(this.channel, message)
   }
 
   async request (message: Message, replyType: string, timeoutMs = 30_000): Promise<Message> {

@@ -6,13 +6,13 @@ import { CHANNEL_ENV, readJsonLines, writeJsonLine } from './json-lines.js'
  * `ready`/results to the runner and exits when the runner goes away, so nothing is ever left
  * running after a crash of the runner.
  *
- * The messages are JSON lines on a plain pipe at fd 3, not Node's IPC channel (`process.send`,
- * `stdio: 'ipc'`). A Node 24 process started with an IPC channel calls `process.nextTick`
- * during bootstrap, and the object literal inside `nextTick` then goes megamorphic once the
- * app has started: each of its later calls takes V8's runtime path (about 5,000 instructions
- * more per call). Callgrind counted that as a fifth of the gateway's work per proxied request
- * (about 10 `nextTick`s a request), so a gateway measured with an IPC channel is not the
- * gateway as `npm start` runs it. See BENCHMARKS.md, "What limits it".
+ * The messages are JSON lines on a pipe at fd 3 (lib/json-lines.ts), not Node's IPC channel
+ * (`process.send`, `stdio: 'ipc'`). In the gateway's process on Node 24, started with an IPC
+ * channel, the object literal inside `process.nextTick` goes megamorphic during start-up, and
+ * each later call takes V8's runtime path (about 5,000 instructions more per call); started
+ * without one, it does not (the README's Performance section has how that was found). Callgrind
+ * counted it as a fifth of the gateway's work per proxied request (about 10 `nextTick`s a
+ * request), so a gateway measured with an IPC channel is not the gateway `npm start` runs.
  */
 
 export type Message = { type: string, [key: string]: unknown }
@@ -22,12 +22,16 @@ const channel = openChannel()
 
 function openChannel (): Socket | undefined {
   // Only the runner's children have it: in any other Node process fd 3 may be libuv's own.
-  const fd = process.env[CHANNEL_ENV]
-  if (fd === undefined) return undefined
-  const socket = new Socket({ fd: Number(fd), readable: true, writable: true })
+  // Removed at once, so a process this one starts does not take it for its own (the fd
+  // itself is not inherited), as Node removes NODE_CHANNEL_FD.
+  const value = process.env[CHANNEL_ENV]
+  delete process.env[CHANNEL_ENV]
+  const fd = Number(value)
+  if (value === undefined || !Number.isInteger(fd) || fd < 3) return undefined
+  const socket = new Socket({ fd, readable: true, writable: true })
   // The runner may be gone mid-write; the 'close' below ends the process then.
   socket.on('error', () => {})
-  readJsonLines<Message>(socket, dispatch)
+  readJsonLines<Message>(socket, 'the bench runner', dispatch)
   return socket
 }
 
@@ -40,7 +44,8 @@ const handlers = new Map<string, (message: Message) => unknown>()
 function dispatch (message: Message): void {
   const handler = handlers.get(message.type)
   if (handler === undefined) return
-  Promise.resolve(handler(message)).catch((err: Error) => {
+  // Through then(), so that a handler that throws at once is reported like one that rejects.
+  Promise.resolve(message).then(handler).catch((err: Error) => {
     process.stderr.write(`bench child: ${message.type} failed: ${err.stack ?? err.message}\n`)
     process.exit(1)
   })

@@ -55,10 +55,11 @@ export interface ChildOptions {
 }
 
 /**
- * The child's fds: its messages go over a plain pipe at fd 3 as JSON lines (lib/ipc.ts says
- * why not Node's IPC channel).
+ * The child's fds: its messages go as JSON lines over the pipe at fd 3 (lib/ipc.ts says why
+ * not Node's IPC channel).
  */
 const STDIO: StdioOptions = ['ignore', 'inherit', 'inherit', 'pipe']
+const CHANNEL_FD = STDIO.length - 1
 
 /** A Node child process of the bench, spoken to over its message pipe (lib/ipc.ts). */
 export class Child {
@@ -69,10 +70,10 @@ export class Child {
   readonly exited: Promise<number | null>
 
   private constructor (readonly name: string, readonly proc: ChildProcess) {
-    this.channel = proc.stdio[3] as Duplex
+    this.channel = proc.stdio[CHANNEL_FD] as Duplex
     // A write to a child that has just exited fails with EPIPE; its exit is reported below.
     this.channel.on('error', () => {})
-    readJsonLines<Message>(this.channel, message => { this.receive(message) })
+    readJsonLines<Message>(this.channel, name, message => { this.receive(message) })
     this.exited = new Promise(resolve => {
       proc.on('exit', (code, signal) => {
         this.exitError = new Error(`${name} exited (${signal ?? `code ${code}`})`)
@@ -96,7 +97,7 @@ export class Child {
   static async start (script: string, opts: ChildOptions, readyTimeoutMs = 30_000): Promise<{ child: Child, ready: Message }> {
     const path = join(BENCH_DIST, script)
     const argv = [...(opts.nodeArgs ?? []), path, JSON.stringify(opts.options ?? {})]
-    const env = { ...process.env, [CHANNEL_ENV]: '3' }
+    const env = { ...process.env, [CHANNEL_ENV]: String(CHANNEL_FD) }
     let proc: ChildProcess
     if (opts.nofile !== undefined) {
       // exec keeps the pid: the runner samples /proc/<pid> of node itself.
@@ -108,8 +109,13 @@ export class Child {
       proc = spawn(process.execPath, argv, { stdio: STDIO, env })
     }
     const child = new Child(opts.name, proc)
-    const ready = await child.next('ready', readyTimeoutMs)
-    return { child, ready }
+    try {
+      return { child, ready: await child.next('ready', readyTimeoutMs) }
+    } catch (err) {
+      // A child that never got ready is not left running until the runner exits.
+      proc.kill('SIGKILL')
+      throw err
+    }
   }
 
   /** The next message of this type (already received or to come). */

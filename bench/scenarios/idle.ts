@@ -138,7 +138,7 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
     ctx.log(`    RSS ${(after.vmRss / 1048576).toFixed(1)} MiB: ${(result.idle.rssPerSession / 1024).toFixed(2)} KiB/session, heap ${(result.idle.heapPerSession / 1024).toFixed(2)} KiB/session`)
     if (capNote !== undefined) result.notes.push(`Fewer sessions than the target's 50,000: ${capNote}.`)
     if (failed > 0) result.notes.push(`${failed} connections or hellos failed (last error: ${lastError ?? '?'}).`)
-    result.notes.push('RSS is VmRSS of the gateway process (/proc/<pid>/status); heap is `process.memoryUsage().heapUsed` after two `gc()` calls, reported by the gateway child over IPC. Per session = (after − baseline) / sessions; the baseline is taken after a 500-session warm-up.')
+    result.notes.push('RSS is VmRSS of the gateway process (/proc/<pid>/status); heap is `process.memoryUsage().heapUsed` after two `gc()` calls, reported by the gateway child over its message pipe to the runner. Per session = (after − baseline) / sessions; the baseline is taken after a 500-session warm-up.')
 
     for (const l of loads) l.send({ type: 'close' })
     await Promise.all(loads.map(async l => await l.next('closed', 30_000).catch(() => {})))

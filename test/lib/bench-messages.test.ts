@@ -78,8 +78,9 @@ test('JSON lines split across reads and several in one read all arrive, in order
   stream.write('pe":"b","text":"line\\nbreak"}\n\n')
   stream.write('not json\nnull\n{"type":1}\n[]\n')
   const euro = Buffer.from('{"type":"d","text":"€"}\n')
-  stream.write(euro.subarray(0, 20))
-  stream.write(euro.subarray(20))
+  const inside = euro.indexOf(Buffer.from('€')) + 1
+  stream.write(euro.subarray(0, inside))
+  stream.write(euro.subarray(inside))
   writeJsonLine(stream, { type: 'c' })
   await new Promise(resolve => setImmediate(resolve))
   process.stderr.write = write

@@ -2,12 +2,12 @@ import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Duplex } from 'node:stream'
+import { PassThrough, type Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { test } from 'tap'
 import { CHANNEL_ENV, readJsonLines, writeJsonLine } from '../../bench/lib/json-lines.js'
-import { BENCH_DIST, Child } from '../../bench/lib/proc.js'
+import { BENCH_DIST, Child, openFilesLimit } from '../../bench/lib/proc.js'
 
 /**
  * The bench's messages between the runner and its children: JSON lines on a pipe at fd 3,
@@ -39,9 +39,8 @@ test('a child started through the open-files wrapper talks over the pipe and run
   const { child, ready } = await Child.start('servers/upstream.js', { name: 'upstream', nofile: 4096 })
   t.teardown(async () => { await child.stop(5_000) })
   t.type(ready.port, 'number')
-  const limits = readFileSync(`/proc/${child.pid}/limits`, 'utf8')
-  const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1])
-  t.ok(soft >= Math.min(4096, hardLimit(limits)), `open-files limit ${soft}`)
+  const soft = openFilesLimit(child.pid)
+  t.ok(soft >= Math.min(4096, hardLimit(child.pid)), `open-files limit ${soft}`)
   t.match(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8'), /servers\/upstream\.js/, 'the pid is node itself (exec)')
 })
 
@@ -66,7 +65,6 @@ test('a child started without the pipe (by hand) runs, and its messages go nowhe
 })
 
 test('JSON lines split across reads and several in one read all arrive, in order; other lines are skipped', async (t) => {
-  const { PassThrough } = await import('node:stream')
   const stream = new PassThrough()
   const got: unknown[] = []
   const skipped: string[] = []
@@ -89,6 +87,7 @@ test('JSON lines split across reads and several in one read all arrive, in order
   t.match(skipped[0], /from test .*not json/)
 })
 
-function hardLimit (limits: string): number {
-  return Number(/^Max open files\s+\d+\s+(\d+)/m.exec(limits)?.[1])
+/** The hard open-files limit (openFilesLimit gives the soft one). */
+function hardLimit (pid: number): number {
+  return Number(/^Max open files\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1])
 }

@@ -2,7 +2,8 @@ import { Type, type Static } from '@sinclair/typebox'
 
 /**
  * Frames of the gateway's own WebSocket endpoint `/ws` (docs/protocol.md).
- * Every frame is one JSON text message with a `type`.
+ * Every frame is one JSON text message with a `type`, except binary `stream_data`, whose
+ * header is read and written in lib/session/framing.ts.
  */
 
 /** Chosen by the client; echoed back in the same form (a string stays a string). */
@@ -45,7 +46,8 @@ export const StreamOpenFrameSchema = Type.Object({
   type: Type.Literal('stream_open'),
   stream_id: StreamIdSchema,
   upstream: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-  target: Type.Optional(Type.String({ minLength: 1, maxLength: 262, description: 'host:port, for the tcp upstream' }))
+  target: Type.Optional(Type.String({ minLength: 1, maxLength: 262, description: 'host:port, for the tcp upstream' })),
+  binary: Type.Optional(Type.Boolean({ description: 'the upstream\'s bytes come as binary stream_data messages instead of JSON frames' }))
 }, { additionalProperties: false })
 export type StreamOpenFrame = Static<typeof StreamOpenFrameSchema>
 

@@ -61,8 +61,8 @@ export class TestClient {
   constructor (url: string, opts: WebSocket.ClientOptions = {}, protocols?: string[]) {
     this.socket = new WebSocket(url, protocols, opts)
     this.socket.on('error', () => {})
-    this.socket.on('message', (data) => {
-      const text = data.toString()
+    this.socket.on('message', (data, isBinary) => {
+      const text = this.decode(data as Buffer, isBinary)
       const waiter = this.waiters.shift()
       if (waiter !== undefined) waiter(text)
       else this.messages.push(text)
@@ -70,6 +70,11 @@ export class TestClient {
     this.closed = new Promise(resolve => {
       this.socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }))
     })
+  }
+
+  /** A received message as the text next() gives (its bytes as UTF-8, unless a subclass knows better). */
+  protected decode (data: Buffer, _isBinary: boolean): string {
+    return data.toString()
   }
 
   /** Messages received and not yet taken with next(). */

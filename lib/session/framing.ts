@@ -1,4 +1,4 @@
-import { isAscii } from 'node:buffer'
+import { isAscii, isUtf8 } from 'node:buffer'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { RawData } from 'ws'
@@ -123,15 +123,64 @@ function plainStreamData (raw: Buffer): ParseResult | undefined {
   return { ok: true, frame: { type: 'stream_data', stream_id: streamId, data }, bytes }
 }
 
+// Binary `stream_data` (docs/protocol.md, "Binary stream_data"): one header, then the payload as is.
+
+/** The first byte of a binary message: what it is. Only `stream_data` exists; others are refused, kept for later. */
+export const BINARY_STREAM_DATA = 0x01
+/** The second byte: how the stream id follows. */
+export const BINARY_ID_INTEGER = 0x00
+export const BINARY_ID_STRING = 0x01
+const TWO_32 = 2 ** 32
+/** The high 32 bits of an 8-byte id at most 2^53 - 1. */
+const MAX_ID_HIGH = Math.floor(Number.MAX_SAFE_INTEGER / TWO_32)
+
+function badBinary (message: string, streamId?: StreamId): ParseResult {
+  return { ok: false, message: `binary stream_data: ${message}`, streamId }
+}
+
+/**
+ * A binary message: `[0x01][0x00][id: 8 bytes, big-endian]payload` for an integer id,
+ * `[0x01][0x01][n][id: n bytes of UTF-8]payload` for a string id. The payload is a view into
+ * the message, never copied or decoded.
+ */
+function parseBinaryFrame (raw: Buffer): ParseResult {
+  if (raw.length < 2) return badBinary('a binary message needs at least 2 header bytes (type, id kind)')
+  if (raw[0] !== BINARY_STREAM_DATA) return badBinary(`unknown binary frame type 0x${raw[0].toString(16).padStart(2, '0')} (0x01 is stream_data)`)
+  let streamId: StreamId
+  let start: number
+  if (raw[1] === BINARY_ID_INTEGER) {
+    if (raw.length < 10) return badBinary('an integer stream id takes 8 bytes after the 2 header bytes')
+    const high = raw.readUInt32BE(2)
+    if (high > MAX_ID_HIGH) return badBinary('stream_id must be at most 2^53 - 1')
+    streamId = high * TWO_32 + raw.readUInt32BE(6)
+    if (streamId > Number.MAX_SAFE_INTEGER) return badBinary('stream_id must be at most 2^53 - 1')
+    start = 10
+  } else if (raw[1] === BINARY_ID_STRING) {
+    const n = raw.length > 2 ? raw[2] : 0
+    if (n === 0 || raw.length < 3 + n) return badBinary('a string stream id takes a length byte (1-255) and that many bytes')
+    if (!isUtf8(raw.subarray(3, 3 + n))) return badBinary('a string stream id must be UTF-8')
+    streamId = raw.toString('utf8', 3, 3 + n)
+    if (!streamIdCheck.Check(streamId)) return badBinary('stream_id must be a string of 1-64 characters')
+    start = 3 + n
+  } else {
+    return badBinary(`unknown stream id kind 0x${raw[1].toString(16).padStart(2, '0')} (0x00 integer, 0x01 string)`)
+  }
+  // `data` stays empty: the payload is `bytes`, which is all a stream_data frame is used for past here.
+  return { ok: true, frame: { type: 'stream_data', stream_id: streamId, data: '' }, bytes: raw.subarray(start) }
+}
+
+function messageBytes (data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+}
+
 /**
  * Turns one WebSocket message into a client frame, or says why it is not one. Never throws:
  * whatever a client sends, the answer is at worst a BAD_FRAME error frame.
  */
 export function parseClientFrame (data: RawData, isBinary: boolean): ParseResult {
-  if (isBinary) return { ok: false, message: 'frames are JSON text messages, got a binary message' }
-  const raw = Buffer.isBuffer(data)
-    ? data
-    : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+  const raw = messageBytes(data)
+  if (isBinary) return parseBinaryFrame(raw)
   const plain = plainStreamData(raw)
   if (plain !== undefined) return plain
   let value: unknown
@@ -229,6 +278,29 @@ export function streamDataFrame (head: Buffer, bytes: Buffer): Buffer {
   frame.write(data, head.length, 'latin1')
   frame[frame.length - 2] = 0x22 // "
   frame[frame.length - 1] = 0x7d // }
+  return frame
+}
+
+/** What every binary `stream_data` message of one stream starts with: type, id kind and id. */
+export function binaryStreamDataHead (streamId: StreamId): Buffer {
+  if (typeof streamId === 'number') {
+    const head = Buffer.allocUnsafe(10)
+    head[0] = BINARY_STREAM_DATA
+    head[1] = BINARY_ID_INTEGER
+    head.writeUInt32BE(Math.floor(streamId / TWO_32), 2)
+    head.writeUInt32BE(streamId % TWO_32, 6)
+    return head
+  }
+  const id = Buffer.from(streamId)
+  // 64 characters of at most 3 bytes each (a 4-byte character counts as two): the length fits a byte.
+  return Buffer.concat([Buffer.from([BINARY_STREAM_DATA, BINARY_ID_STRING, id.length]), id])
+}
+
+/** A binary `stream_data` message: the head, then the payload as is. */
+export function binaryStreamDataFrame (head: Buffer, bytes: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(head.length + bytes.length)
+  head.copy(frame, 0)
+  bytes.copy(frame, head.length)
   return frame
 }
 

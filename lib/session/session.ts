@@ -13,7 +13,7 @@ import { UpstreamRefusedError } from '../upstreams/types.js'
 import {
   SessionCloseReasons, StreamCloseReasons, type StreamCloseReason,
   type AuthRefreshFrame, type AuthRefreshRequiredFrame, type ClientFrame, type HelloFrame, type PingFrame,
-  type StreamCloseFrame, type StreamDataFrame, type StreamId, type StreamOpenFrame
+  type StreamCloseFrame, type StreamId, type StreamOpenFrame
 } from '../../schemas/frames.js'
 import { UNSCHEDULED, type Deadlines, type Timed } from './deadlines.js'
 import * as framing from './framing.js'
@@ -112,7 +112,7 @@ export interface SessionStats {
   bytesOut: number
 }
 
-type Held = { inbound: true, data: RawData, isBinary: boolean, size: number } | { inbound: false, frame: Buffer, size: number, bytes: number }
+type Held = { inbound: true, data: RawData, isBinary: boolean, size: number } | { inbound: false, frame: Buffer, binary: boolean, size: number, bytes: number }
 
 /** Where a socket came from. */
 export interface SessionOrigin {
@@ -136,8 +136,10 @@ const enum Timer {
 
 type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
-/** Stream data, sent as text messages (`stream_data` frames are built as bytes). */
+/** JSON frames, sent as text messages (`stream_data` frames are built as bytes). */
 const TEXT = { binary: false } as const
+/** Binary `stream_data` messages of a stream opened with `binary: true`. */
+const BINARY = { binary: true } as const
 
 /** The session a socket belongs to, so that its listeners are shared functions and not closures per socket. */
 const kSession = Symbol('session')
@@ -382,7 +384,7 @@ export class Session implements StreamOwner, Timed {
         this.refresh(frame).catch((err) => this.logAt('error', { err }, 'auth_refresh failed'))
         return
       case 'stream_open': return this.openStream(frame)
-      case 'stream_data': return this.writeStream(frame, bytes as Buffer)
+      case 'stream_data': return this.writeStream(frame.stream_id, bytes as Buffer)
       case 'stream_close': return this.closeStream(frame)
       case 'ping': return this.pong(frame)
     }
@@ -456,7 +458,7 @@ export class Session implements StreamOwner, Timed {
     }
 
     // Reserved first, so the limit holds however long the upstream takes to connect.
-    const stream = new Stream(id, name, this, this.host.limits.streamBufferBytes)
+    const stream = new Stream(id, name, this, this.host.limits.streamBufferBytes, frame.binary === true)
     this.addStream(stream)
     try {
       stream.attach(kind.open({
@@ -476,9 +478,10 @@ export class Session implements StreamOwner, Timed {
     stream.setReading(this.upstreamsFlowing())
   }
 
-  private writeStream (frame: StreamDataFrame, bytes: Buffer): void {
-    const stream = this.streams?.get(frame.stream_id)
-    if (stream === undefined) return this.sendError(WsErrorCode.UNKNOWN_STREAM, 'no open stream with this id', frame.stream_id)
+  /** `bytes`: the payload of a JSON or a binary `stream_data`, either way. */
+  private writeStream (id: StreamId, bytes: Buffer): void {
+    const stream = this.streams?.get(id)
+    if (stream === undefined) return this.sendError(WsErrorCode.UNKNOWN_STREAM, 'no open stream with this id', id)
     if (bytes.length === 0) return
     const result = stream.write(bytes)
     if (result === 'overflow') {
@@ -512,13 +515,19 @@ export class Session implements StreamOwner, Timed {
 
   upstreamData (stream: Stream, chunk: Buffer): void {
     if (this.streams?.get(stream.id) !== stream) return
-    stream.dataHead ??= framing.streamDataHead(stream.id)
-    const frame = framing.streamDataFrame(stream.dataHead, chunk)
+    let frame: Buffer
+    if (stream.binary) {
+      stream.dataHead ??= framing.binaryStreamDataHead(stream.id)
+      frame = framing.binaryStreamDataFrame(stream.dataHead, chunk)
+    } else {
+      stream.dataHead ??= framing.streamDataHead(stream.id)
+      frame = framing.streamDataFrame(stream.dataHead, chunk)
+    }
     if (this.state === 'paused') {
-      this.hold({ inbound: false, frame, size: frame.length, bytes: chunk.length })
+      this.hold({ inbound: false, frame, binary: stream.binary, size: frame.length, bytes: chunk.length })
       return
     }
-    this.sendStreamData(frame, chunk.length)
+    this.sendStreamData(frame, stream.binary, chunk.length)
   }
 
   upstreamEnded (stream: Stream): void {
@@ -586,10 +595,10 @@ export class Session implements StreamOwner, Timed {
 
   // ---- gateway → client and backpressure
 
-  private sendStreamData (frame: Buffer, bytes: number): void {
+  private sendStreamData (frame: Buffer, binary: boolean, bytes: number): void {
     this.bytesOut += bytes
     this.host.metrics.bytesOut.inc(bytes)
-    this.send(frame)
+    this.send(frame, binary)
   }
 
   private sendError (code: WsErrorCode, message: string, streamId?: StreamId): void {
@@ -597,16 +606,16 @@ export class Session implements StreamOwner, Timed {
     this.send(framing.errorFrame(code, message, streamId))
   }
 
-  /** Sends one frame: JSON text, or the UTF-8 bytes of one (sent as a text message all the same). */
-  private send (frame: string | Buffer): void {
+  /** Sends one frame: JSON text, the UTF-8 bytes of one (sent as a text message all the same), or a binary `stream_data`. */
+  private send (frame: string | Buffer, binary = false): void {
     if (this.socket.readyState !== WebSocket.OPEN) return
     this.connection.countOut(typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length)
     // Near the mark every send reports its flush, so the last one tells when the client caught up.
     if (this.clientSlow || this.socket.bufferedAmount + frame.length >= this.host.limits.highWaterBytes) {
       this.onFlushed ??= () => { this.checkClientDrained() }
-      this.socket.send(frame, TEXT, this.onFlushed)
+      this.socket.send(frame, binary ? BINARY : TEXT, this.onFlushed)
     } else {
-      this.socket.send(frame, TEXT)
+      this.socket.send(frame, binary ? BINARY : TEXT)
     }
     const buffered = this.socket.bufferedAmount
     if (buffered > this.peakBuffered) this.peakBuffered = buffered
@@ -767,7 +776,7 @@ export class Session implements StreamOwner, Timed {
     for (const item of held) {
       if (!this.live()) break
       if (item.inbound) this.handle(item.data, item.isBinary)
-      else this.sendStreamData(item.frame, item.bytes)
+      else this.sendStreamData(item.frame, item.binary, item.bytes)
     }
     if (!this.live()) return
     this.updateFlow()

@@ -28,7 +28,7 @@ export type WriteResult = 'taken' | 'blocked' | 'overflow'
  * ready wait here, in order, up to `bufferLimit` bytes.
  */
 export class Stream {
-  /** The start of this stream's `stream_data` frames to the client (framing.streamDataHead), made once. */
+  /** The start of this stream's `stream_data` frames to the client (framing.streamDataHead or binaryStreamDataHead), made once. */
   dataHead: Buffer | undefined
   private current: StreamState = 'opening'
   private connection: UpstreamConnection | undefined
@@ -40,7 +40,9 @@ export class Stream {
     readonly id: StreamId,
     readonly upstream: string,
     private readonly owner: StreamOwner,
-    private readonly bufferLimit: number
+    private readonly bufferLimit: number,
+    /** The client asked for the upstream's bytes as binary messages (`stream_open` `binary: true`). */
+    readonly binary = false
   ) {}
 
   get state (): StreamState {

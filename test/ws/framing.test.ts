@@ -5,11 +5,12 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { test } from 'tap'
 import { DeviceListAuthenticator } from '../../lib/auth/device-list.js'
 import { isCheckFailure } from '../../lib/auth/types.js'
-import { parseClientFrame } from '../../lib/session/framing.js'
+import { binaryStreamDataFrame, binaryStreamDataHead, parseClientFrame } from '../../lib/session/framing.js'
 import { canTransition, CONNECTION_STATES } from '../../lib/registry.js'
 import { SESSION_PHASES, SESSION_TRANSITIONS } from '../../lib/session/session.js'
 import { parseTarget } from '../../lib/upstreams/index.js'
 import { ClientFrameSchemas, StreamIdSchema } from '../../schemas/frames.js'
+import { binaryFrame, readBinaryFrame } from './helpers.js'
 
 type Test = { fail: (message: string) => unknown }
 
@@ -46,9 +47,32 @@ test('bad frames say why', async (t) => {
   t.match(parse({ type: 'teleport' }), { ok: false, message: /unknown frame type "teleport"/ })
   t.match(parse({ type: 'stream_open', stream_id: 1, upstrem: 'echo' }), { ok: false, message: /upstrem/ })
   t.match(parse({ type: 'hello', device_id: 'd' }), { ok: false, message: /token/ })
-  t.match(parseClientFrame(Buffer.from('{"type":"ping"}'), true), { ok: false, message: /binary/ })
+  t.match(parseClientFrame(Buffer.from('{"type":"ping"}'), true), { ok: false, message: /unknown binary frame type 0x7b/ })
   t.match(parse({ type: 'ping', anything: [1, { x: 2 }] }), { ok: true })
   t.match(parse({ type: 'x'.repeat(10_000) }), { ok: false, message: /^.{0,120}$/ })
+})
+
+test('binary stream_data: the gateway writes the layout of docs/protocol.md and reads its own messages back', async (t) => {
+  const payload = Buffer.from([0, 1, 2, 0xfe, 0xff])
+  // 64 UTF-16 units of 3-byte characters and of 4-byte ones (two units each): the most bytes an id can take.
+  for (const id of [0, 1, 2 ** 32, Number.MAX_SAFE_INTEGER, 'a', '7', 'x'.repeat(64), '€'.repeat(64), '😀'.repeat(32)]) {
+    const message = binaryStreamDataFrame(binaryStreamDataHead(id), payload)
+    t.same(message, binaryFrame(id, payload), `${JSON.stringify(id).slice(0, 12)}: as the test client writes it`)
+    t.same(readBinaryFrame(message), { streamId: id, payload })
+    const parsed = parseClientFrame(message, true)
+    t.ok(parsed.ok)
+    if (parsed.ok) {
+      t.equal(parsed.frame.type, 'stream_data')
+      t.equal((parsed.frame as { stream_id: unknown }).stream_id, id)
+      t.same(parsed.bytes, payload)
+    }
+  }
+  t.equal(binaryStreamDataHead('€'.repeat(64))[2], 192, 'the longest id in bytes fits the length byte')
+  // Fragments and ArrayBuffers, as ws may hand them over, read the same.
+  const message = binaryFrame('frag', payload)
+  t.match(parseClientFrame([message.subarray(0, 4), message.subarray(4)], true), { ok: true, bytes: payload })
+  t.match(parseClientFrame(new Uint8Array(message).buffer, true), { ok: true, bytes: payload })
+  t.match(parseClientFrame(binaryFrame(5, ''), true), { ok: true, bytes: Buffer.alloc(0) })
 })
 
 test('tcp targets: host:port and [v6]:port, lower-cased', async (t) => {

@@ -5,7 +5,7 @@ import { WsErrorCode } from '../../lib/errors.js'
 import {
   AuthResultFrameSchema, ErrorFrameSchema, PongFrameSchema, ServerStreamCloseFrameSchema, ServerStreamDataFrameSchema
 } from '../../schemas/frames.js'
-import { startGateway, WsClient, type Frame } from './helpers.js'
+import { binaryFrame, startGateway, WsClient, type Frame } from './helpers.js'
 
 const serverFrame = TypeCompiler.Compile(Type.Union([
   AuthResultFrameSchema, ErrorFrameSchema, PongFrameSchema, ServerStreamCloseFrameSchema, ServerStreamDataFrameSchema
@@ -46,16 +46,23 @@ function fuzzer (seed: number, allowHello: boolean): () => string | Buffer {
       default: return pick(['__proto__', 'constructor', 'toString'])
     }
   }
+  /** A binary stream_data for a valid or invalid id, whole or cut short, its header bytes sometimes changed. */
+  const binaryMessage = (): Buffer => {
+    const id = pick([0, 1, 2, 3, 'a', 'b', '0', Number.MAX_SAFE_INTEGER, 'x'.repeat(64), 'x'.repeat(65), 2 ** 53])
+    const message = binaryFrame(id, Buffer.from(randomString(int(100))))
+    if (rnd() < 0.3) message[int(Math.min(message.length, 12))] = int(256)
+    return rnd() < 0.2 ? message.subarray(0, int(message.length)) : message
+  }
   return () => {
     switch (int(14)) {
-      case 0: return Buffer.from(Array.from({ length: int(200) }, () => int(256))) // binary frame
+      case 0: return rnd() < 0.5 ? Buffer.from(Array.from({ length: int(200) }, () => int(256))) : binaryMessage()
       case 1: return randomString(int(300)) // text that is not JSON
       case 2: return JSON.stringify(value())
       case 3: return pick([deep(50_000), `{"type":"ping","deep":${deep(100_000)}}`, '{"type":"ping"', '{"type":"ping",}', 'null', '"ping"', '[]', '{}', '{"type":null}'])
       case 4: return `{"__proto__":{"type":"ping"},"type":${JSON.stringify(pick(types))},"stream_id":1}`
       case 5: return JSON.stringify({ type: 'stream_data', stream_id: pick(ids), data: 'A'.repeat(4 * int(10_000)) })
       // Well-formed frames in random order, so that streams really open, carry data and close.
-      case 6: return JSON.stringify({ type: 'stream_open', stream_id: pick(ids), upstream: pick(upstreams), target: rnd() < 0.2 ? '127.0.0.1:1' : undefined })
+      case 6: return JSON.stringify({ type: 'stream_open', stream_id: pick(ids), upstream: pick(upstreams), target: rnd() < 0.2 ? '127.0.0.1:1' : undefined, binary: rnd() < 0.3 ? pick([true, false, 1, 'yes', null]) : undefined })
       case 7: return JSON.stringify({ type: 'stream_data', stream_id: pick(ids), data: Buffer.from(randomString(int(100))).toString('base64') })
       case 8: return JSON.stringify(rnd() < 0.5 ? { type: 'stream_close', stream_id: pick(ids) } : { type: allowHello ? 'hello' : 'ping', device_id: 'd', token: 't' })
       default: {

@@ -43,8 +43,46 @@ export async function startGateway (t: Test, overrides: Record<string, unknown> 
 
 export type Frame = Record<string, any>
 
-/** A `/ws` client: JSON frames, with a safety timeout so a missing frame fails instead of hanging. */
+/**
+ * A binary `stream_data` message as docs/protocol.md lays it out, written here apart from the
+ * gateway's code: `[0x01][0x00][id: 8 bytes big-endian]` or `[0x01][0x01][n][id: n bytes UTF-8]`, then the payload.
+ */
+export function binaryFrame (streamId: number | string, payload: Buffer | string): Buffer {
+  let head: Buffer
+  if (typeof streamId === 'number') {
+    head = Buffer.alloc(10)
+    head[0] = 0x01
+    head.writeBigUInt64BE(BigInt(streamId), 2)
+  } else {
+    const id = Buffer.from(streamId)
+    head = Buffer.concat([Buffer.from([0x01, 0x01, id.length]), id])
+  }
+  return Buffer.concat([head, Buffer.from(payload)])
+}
+
+/** A binary message from the gateway read back by the layout of docs/protocol.md; undefined if it is not one. */
+export function readBinaryFrame (data: Buffer): { streamId: number | string, payload: Buffer } | undefined {
+  if (data.length < 2 || data[0] !== 0x01) return undefined
+  if (data[1] === 0x00 && data.length >= 10) return { streamId: Number(data.readBigUInt64BE(2)), payload: data.subarray(10) }
+  if (data[1] === 0x01 && data.length >= 3 && data.length >= 3 + data[2]) {
+    return { streamId: data.toString('utf8', 3, 3 + data[2]), payload: data.subarray(3 + data[2]) }
+  }
+  return undefined
+}
+
+/**
+ * A `/ws` client: JSON frames, with a safety timeout so a missing frame fails instead of hanging.
+ * A binary `stream_data` message arrives as `{ type: 'stream_data', stream_id, data: <base64>, binary: true }`,
+ * anything else binary as `{ type: 'unreadable_binary', length }`.
+ */
 export class WsClient extends TestClient {
+  protected override decode (data: Buffer, isBinary: boolean): string {
+    if (!isBinary) return data.toString()
+    const frame = readBinaryFrame(data)
+    if (frame === undefined) return JSON.stringify({ type: 'unreadable_binary', length: data.length })
+    return JSON.stringify({ type: 'stream_data', stream_id: frame.streamId, data: frame.payload.toString('base64'), binary: true })
+  }
+
   static async connect (url: string, opts: WebSocket.ClientOptions = {}): Promise<WsClient> {
     const client = new WsClient(url, opts)
     await client.open()
@@ -81,12 +119,17 @@ export class WsClient extends TestClient {
     return await this.expect('auth_result')
   }
 
-  openStream (streamId: unknown, upstream?: string, target?: string): void {
-    this.send({ type: 'stream_open', stream_id: streamId, upstream, target })
+  openStream (streamId: unknown, upstream?: string, target?: string, binary?: boolean): void {
+    this.send({ type: 'stream_open', stream_id: streamId, upstream, target, binary })
   }
 
   write (streamId: unknown, bytes: Buffer | string): void {
     this.send({ type: 'stream_data', stream_id: streamId, data: Buffer.from(bytes).toString('base64') })
+  }
+
+  /** The same as write, as a binary message. */
+  writeBinary (streamId: number | string, bytes: Buffer | string): void {
+    this.send(binaryFrame(streamId, bytes))
   }
 
   closeStream (streamId: unknown): void {

@@ -289,10 +289,10 @@ test('a stream of another session is unknown here', async (t) => {
   b.close()
 })
 
-test('frames are only JSON text messages', async (t) => {
+test('a JSON frame sent as a binary message is refused: binary messages are binary stream_data only', async (t) => {
   const gw = await startGateway(t)
   const c = await WsClient.connect(gw.wsUrl)
   c.send(Buffer.from(JSON.stringify({ type: 'hello' })))
-  t.match(await c.expect('error'), { code: 'BAD_FRAME', message: /binary/ })
+  t.match(await c.expect('error'), { code: 'BAD_FRAME', message: /unknown binary frame type/ })
   c.close()
 })

@@ -1,0 +1,149 @@
+import { test } from 'tap'
+import { binaryFrame, session, startGateway, startTcpServer, waitFor, WsClient, type Frame } from './helpers.js'
+
+const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+
+test('binary stream_data both ways: integer and string ids, every byte value, answered as binary messages', async (t) => {
+  const gw = await startGateway(t)
+  const c = await session(gw)
+  for (const id of [0, 7, Number.MAX_SAFE_INTEGER, 's-1', '7', 'ü-ñ', '😀'.repeat(32), 'é'.repeat(64)]) {
+    c.openStream(id, 'echo', undefined, true)
+    c.writeBinary(id, ALL_BYTES)
+    const f = await c.expect('stream_data')
+    t.same(f, { type: 'stream_data', stream_id: id, data: ALL_BYTES.toString('base64'), binary: true }, `id ${JSON.stringify(id).slice(0, 20)}`)
+  }
+  t.equal(gw.app.sessions.stats().streams, 8)
+  c.close()
+})
+
+test('the two forms mix: JSON in and binary out, binary in and JSON out, order kept on one stream', async (t) => {
+  const gw = await startGateway(t)
+  const c = await session(gw)
+  c.openStream(1, 'echo', undefined, true)
+  c.write(1, 'json in')
+  t.same(await c.expect('stream_data'), { type: 'stream_data', stream_id: 1, data: Buffer.from('json in').toString('base64'), binary: true })
+
+  c.openStream(2, 'echo')
+  c.writeBinary(2, 'binary in')
+  const f = await c.expect('stream_data')
+  t.same(f, { type: 'stream_data', stream_id: 2, data: Buffer.from('binary in').toString('base64') }, 'a stream opened without binary answers in JSON')
+
+  const parts: Buffer[] = []
+  for (let i = 0; i < 200; i++) {
+    const part = Buffer.from(`part-${i};`)
+    parts.push(part)
+    if (i % 2 === 0) c.write(2, part)
+    else c.writeBinary(2, part)
+  }
+  const expected = Buffer.concat(parts)
+  t.same((await c.read(2, expected.length)).bytes, expected, 'JSON and binary frames of one stream stay in order')
+  c.close()
+})
+
+test('binary stream_data through a tcp upstream, and an empty payload does nothing', async (t) => {
+  const received: Buffer[] = []
+  const tcp = await startTcpServer(t, (socket) => {
+    socket.on('data', (chunk) => {
+      received.push(chunk)
+      socket.write(Buffer.concat([Buffer.from('got:'), chunk]))
+    })
+  })
+  const gw = await startGateway(t, { tcp_allow: [tcp.target] })
+  const c = await session(gw)
+  c.openStream('db', 'tcp', tcp.target, true)
+  c.writeBinary('db', '')
+  c.writeBinary('db', ALL_BYTES)
+  const { bytes, others } = await c.read('db', 4 + 256)
+  t.same(bytes, Buffer.concat([Buffer.from('got:'), ALL_BYTES]))
+  t.same(others, [])
+  t.same(Buffer.concat(received), ALL_BYTES, 'the upstream got the payload and nothing of the header')
+  c.close()
+})
+
+test('malformed binary messages: BAD_FRAME with a reason, counted, and the session goes on', async (t) => {
+  const gw = await startGateway(t)
+  const c = await session(gw)
+  c.openStream(1, 'echo', undefined, true)
+  const utf8Invalid = Buffer.from([0x01, 0x01, 0x02, 0xc3, 0x28, 0x41])
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['empty', Buffer.alloc(0), /at least 2 header bytes/],
+    ['one byte', Buffer.from([0x01]), /at least 2 header bytes/],
+    ['a JSON frame sent as binary', Buffer.from('{"type":"ping"}'), /unknown binary frame type 0x7b/],
+    ['unknown type', Buffer.from([0x02, 0x00, 0, 0, 0, 0, 0, 0, 0, 1]), /unknown binary frame type 0x02/],
+    ['unknown id kind', Buffer.from([0x01, 0x05, 0x41]), /unknown stream id kind 0x05/],
+    ['integer id cut short', Buffer.from([0x01, 0x00, 0, 0, 0, 1]), /8 bytes/],
+    ['integer id 2^53', binaryFrame(2 ** 53, 'x'), /at most 2\^53 - 1/],
+    ['integer id 2^64 - 1', Buffer.from([0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), /at most 2\^53 - 1/],
+    ['string id of length 0', Buffer.from([0x01, 0x01, 0x00, 0x41]), /length byte \(1-255\)/],
+    ['string id longer than the message', Buffer.from([0x01, 0x01, 0x09, 0x41]), /length byte \(1-255\)/],
+    ['string id not UTF-8', utf8Invalid, /UTF-8/],
+    ['string id of 65 characters', binaryFrame('x'.repeat(65), 'x'), /1-64 characters/]
+  ]
+  for (const [, message] of cases) c.send(message)
+  for (const [name, , reason] of cases) {
+    t.match(await c.expect('error'), { code: 'BAD_FRAME', message: reason }, name)
+  }
+  const text = await gw.app.promRegistry.metrics()
+  t.match(text, new RegExp(`bad_frames_total ${cases.length}\\b`), 'each one counted')
+
+  c.writeBinary(1, 'still here')
+  t.match(await c.expect('stream_data'), { stream_id: 1, data: Buffer.from('still here').toString('base64'), binary: true })
+  c.close()
+})
+
+test('binary stream_data obeys the same rules as JSON: a hello first, an open stream, a boolean binary', async (t) => {
+  const gw = await startGateway(t)
+  const c = await WsClient.connect(gw.wsUrl)
+  c.writeBinary(3, 'too early')
+  t.match(await c.expect('error'), { code: 'NOT_AUTHENTICATED', stream_id: 3 })
+  t.match(await c.hello(), { allowed: true })
+  c.writeBinary('nope', 'x')
+  t.match(await c.expect('error'), { code: 'UNKNOWN_STREAM', stream_id: 'nope' })
+  c.send({ type: 'stream_open', stream_id: 1, binary: 'yes' })
+  t.match(await c.expect('error'), { code: 'BAD_FRAME', message: /binary/, stream_id: 1 })
+  c.send({ type: 'stream_open', stream_id: 1, binary: false })
+  c.writeBinary(1, 'json back')
+  t.same(await c.expect('stream_data'), { type: 'stream_data', stream_id: 1, data: Buffer.from('json back').toString('base64') })
+  c.close()
+})
+
+test('a paused session holds binary frames both ways and delivers them in order at resume', async (t) => {
+  const gw = await startGateway(t)
+  const c = await session(gw)
+  c.openStream(1, 'echo', undefined, true)
+  c.openStream(2, 'echo')
+  await c.sync()
+  const s = gw.app.sessions.list()[0]
+  t.equal(s.pause(), true)
+  const sent = [binaryFrame(1, 'one '), JSON.stringify({ type: 'stream_data', stream_id: 1, data: Buffer.from('two ').toString('base64') }), binaryFrame(1, 'three'), binaryFrame(2, 'to json')]
+  for (const message of sent) c.send(message)
+  await waitFor(() => s.stats().heldBytes >= sent.reduce((n, m) => n + m.length, 0), 'the frames to be held')
+  c.send({ type: 'ping', after: 'data' })
+  t.equal(s.resume(), true)
+  const frames: Frame[] = []
+  const echoedBytes = (): number => frames.filter(f => f.type === 'stream_data').reduce((n, f) => n + Buffer.from(f.data, 'base64').length, 0)
+  while (!frames.some(f => f.type === 'pong') || echoedBytes() < 'one two three'.length + 'to json'.length) frames.push(await c.frame())
+  const one = frames.filter(f => f.stream_id === 1)
+  t.ok(one.every(f => f.binary === true), 'stream 1 answers in binary')
+  t.equal(one.map(f => Buffer.from(f.data, 'base64').toString()).join(''), 'one two three')
+  t.match(frames.find(f => f.stream_id === 2), { type: 'stream_data', data: Buffer.from('to json').toString('base64') })
+  t.equal(frames.find(f => f.stream_id === 2)?.binary, undefined, 'stream 2 answers in JSON')
+  t.equal(s.stats().heldBytes, 0)
+  c.close()
+})
+
+test('after binary streams and their clients leave, nothing of them remains', async (t) => {
+  const gw = await startGateway(t)
+  const clients = await Promise.all(Array.from({ length: 5 }, async () => await session(gw)))
+  for (const [i, c] of clients.entries()) {
+    for (let id = 0; id < 4; id++) {
+      c.openStream(id, 'echo', undefined, true)
+      c.writeBinary(id, Buffer.alloc(4096, i))
+    }
+  }
+  for (const c of clients) await c.read(3, 4096)
+  t.equal(gw.app.sessions.stats().streams, 20)
+  for (const c of clients) c.close()
+  await waitFor(() => gw.app.sessions.stats().connections === 0 && gw.app.sessions.stats().streams === 0, 'every session to go')
+  t.same(gw.app.sessions.list(), [])
+})

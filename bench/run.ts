@@ -36,7 +36,7 @@ options:
   --window <n>         chunks in flight per stream (default 4)
   --loadgen <tool>     wrk or autocannon (default: wrk when installed)
   --targets <list>     only these targets, comma-separated: direct, nginx, bare, node, gateway,
-                       gateway-token, gateway-apikey (http), native (ws), raw (streams)
+                       gateway-token, gateway-apikey (http), native (ws), raw, gateway-binary (streams)
   --no-nginx           skip the nginx comparisons
   --profile            run the gateway under --cpu-prof (bench/results/profiles), measure only the
                        gateway targets (unless --targets), print the top 25 self-time functions;

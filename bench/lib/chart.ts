@@ -4,6 +4,7 @@ import type { Results, Row } from './types.js'
 
 const COLORS: Record<string, string> = {
   gateway: '#2563eb',
+  'gateway-binary': '#1e40af',
   'gateway-token': '#60a5fa',
   'gateway-apikey': '#93c5fd',
   nginx: '#16a34a',
@@ -16,6 +17,7 @@ const COLORS: Record<string, string> = {
 
 const SHORT: Record<string, string> = {
   gateway: 'gateway',
+  'gateway-binary': 'gateway, binary frames',
   'gateway-token': 'gateway, auth (token)',
   'gateway-apikey': 'gateway, auth (API key)',
   nginx: 'nginx',
@@ -50,7 +52,10 @@ export function chartSvg (results: Results): string {
     const rows = (results.scenarios[scenario]?.rows ?? []).filter(r => r.case === kase)
     if (rows.length === 0) return
     const parts = scenario === 'streams'
-      ? [ratio(rows, 'gateway', 'raw') !== undefined ? `gateway = ${ratio(rows, 'gateway', 'raw') as string} raw` : undefined]
+      ? [
+          ratio(rows, 'gateway-binary', 'raw') !== undefined ? `binary frames = ${ratio(rows, 'gateway-binary', 'raw') as string} raw` : undefined,
+          ratio(rows, 'gateway', 'raw') !== undefined ? `JSON frames = ${ratio(rows, 'gateway', 'raw') as string} raw` : undefined
+        ]
       : [
           ratio(rows, 'gateway', 'nginx') !== undefined ? `gateway = ${ratio(rows, 'gateway', 'nginx') as string} nginx` : undefined,
           ratio(rows, 'gateway', 'bare') !== undefined ? `${ratio(rows, 'gateway', 'bare') as string} bare proxy` : undefined

@@ -1,8 +1,10 @@
 /**
  * Byte-stream load, in its own process. `gateway` mode: one WebSocket to the gateway's `/ws`,
  * hello, `streams` echo streams, each keeping `window` chunks of `chunk` bytes in flight as
- * `stream_data` frames. `raw` mode: the same bytes in flight as binary messages to a plain
- * `ws` echo server. Counts echoed payload bytes received inside the measurement window.
+ * JSON `stream_data` frames. `binary` mode: the same with binary `stream_data` messages both
+ * ways (`stream_open` with `binary: true`). `raw` mode: the same bytes in flight as binary
+ * messages to a plain `ws` echo server. Counts echoed payload bytes received inside the
+ * measurement window.
  */
 import { performance } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
@@ -10,7 +12,7 @@ import WebSocket from 'ws'
 import * as ipc from '../lib/ipc.js'
 
 export interface StreamsOptions {
-  mode: 'gateway' | 'raw'
+  mode: 'gateway' | 'binary' | 'raw'
   url: string
   streams: number
   chunk: number
@@ -61,47 +63,77 @@ if (opts.mode === 'raw') {
   const auth = JSON.parse(first.toString()) as { type: string, allowed?: boolean, reason?: string }
   if (auth.type !== 'auth_result' || auth.allowed !== true) fail(`hello refused: ${first.toString().slice(0, 200)}`)
 
-  // Frames are made once; the client reads answers without decoding them (see onFrame), so
-  // that the load generator costs as little CPU as the raw one.
-  const b64 = payload.toString('base64')
-  const frames = Array.from({ length: opts.streams }, (_, id) => JSON.stringify({ type: 'stream_data', stream_id: id, data: b64 }))
   const outstanding = new Array<number>(opts.streams).fill(0)
   const checked = new Array<boolean>(opts.streams).fill(false)
-  const PREFIX = Buffer.from('{"type":"stream_data","stream_id":')
-  const DATA = Buffer.from(',"data":"')
-
-  const sendChunk = (id: number): void => {
-    socket.send(frames[id])
-    outstanding[id] += opts.chunk
+  /** Counts `n` echoed bytes of stream `id` and keeps its window full. */
+  const echoed = (id: number, n: number): void => {
+    if (phase === 'measure') bytes += n
+    outstanding[id] -= n
+    if (phase === 'done') return
+    for (let i = 0; i < opts.window && outstanding[id] <= (opts.window - 1) * opts.chunk; i++) sendChunk(id)
   }
-  const onFrame = (data: Buffer): void => {
-    if (data.subarray(0, PREFIX.length).equals(PREFIX)) {
-      const at = data.indexOf(DATA, PREFIX.length)
-      const id = Number(data.subarray(PREFIX.length, at).toString())
-      const start = at + DATA.length
-      const end = data.length - 2 // `"}`
-      let padding = 0
-      if (data[end - 1] === 61) padding++
-      if (data[end - 2] === 61) padding++
-      const n = ((end - start) / 4) * 3 - padding
-      if (!checked[id]) {
-        // Once per stream: the echo is the bytes that were sent.
-        checked[id] = true
-        const frame = JSON.parse(data.toString()) as { data: string }
-        if (!Buffer.from(frame.data, 'base64').equals(payload.subarray(0, n))) { errors++; lastError = 'echo differs from what was sent' }
-      }
-      if (phase === 'measure') bytes += n
-      outstanding[id] -= n
-      if (phase === 'done') return
-      for (let i = 0; i < opts.window && outstanding[id] <= (opts.window - 1) * opts.chunk; i++) sendChunk(id)
-      return
+  const check = (id: number, echo: Buffer): void => {
+    // Once per stream: the echo is the bytes that were sent.
+    checked[id] = true
+    if (!echo.equals(payload.subarray(0, echo.length))) { errors++; lastError = 'echo differs from what was sent' }
+  }
+  let sendChunk: (id: number) => void
+  let onFrame: (data: Buffer, isBinary: boolean) => void
+  if (opts.mode === 'binary') {
+    // Integer ids: [0x01][0x00][id, 8 bytes big-endian] then the payload (docs/protocol.md).
+    const HEAD = 10
+    const frames = Array.from({ length: opts.streams }, (_, id) => {
+      const frame = Buffer.alloc(HEAD + opts.chunk)
+      frame[0] = 0x01
+      frame.writeUInt32BE(id, 6)
+      payload.copy(frame, HEAD)
+      return frame
+    })
+    sendChunk = (id) => {
+      socket.send(frames[id], { binary: true })
+      outstanding[id] += opts.chunk
     }
-    errors++
-    lastError = data.toString().slice(0, 200)
+    onFrame = (data, isBinary) => {
+      if (isBinary && data.length >= HEAD && data[0] === 0x01 && data[1] === 0x00) {
+        const id = data.readUInt32BE(6)
+        if (!checked[id]) check(id, data.subarray(HEAD))
+        echoed(id, data.length - HEAD)
+        return
+      }
+      errors++
+      lastError = data.toString().slice(0, 200)
+    }
+  } else {
+    // Frames are made once; the client reads answers without decoding them (see onFrame), so
+    // that the load generator costs as little CPU as the raw one.
+    const b64 = payload.toString('base64')
+    const frames = Array.from({ length: opts.streams }, (_, id) => JSON.stringify({ type: 'stream_data', stream_id: id, data: b64 }))
+    const PREFIX = Buffer.from('{"type":"stream_data","stream_id":')
+    const DATA = Buffer.from(',"data":"')
+    sendChunk = (id) => {
+      socket.send(frames[id])
+      outstanding[id] += opts.chunk
+    }
+    onFrame = (data) => {
+      if (data.subarray(0, PREFIX.length).equals(PREFIX)) {
+        const at = data.indexOf(DATA, PREFIX.length)
+        const id = Number(data.subarray(PREFIX.length, at).toString())
+        const start = at + DATA.length
+        const end = data.length - 2 // `"}`
+        let padding = 0
+        if (data[end - 1] === 61) padding++
+        if (data[end - 2] === 61) padding++
+        if (!checked[id]) check(id, Buffer.from((JSON.parse(data.toString()) as { data: string }).data, 'base64'))
+        echoed(id, ((end - start) / 4) * 3 - padding)
+        return
+      }
+      errors++
+      lastError = data.toString().slice(0, 200)
+    }
   }
   socket.on('message', onFrame)
   for (let id = 0; id < opts.streams; id++) {
-    socket.send(JSON.stringify({ type: 'stream_open', stream_id: id, upstream: 'echo' }))
+    socket.send(JSON.stringify({ type: 'stream_open', stream_id: id, upstream: 'echo', binary: opts.mode === 'binary' ? true : undefined }))
     for (let i = 0; i < opts.window; i++) sendChunk(id)
   }
 }

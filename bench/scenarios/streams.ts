@@ -6,6 +6,8 @@ import type { StreamsOptions } from '../load/streams.js'
 import { DEVICE, Stack, newScenario, probeWs, startGateway, startUpstream, wants } from './common.js'
 
 export const STREAM_COUNTS = [1, 16]
+/** The row target of each load mode. */
+export const TARGETS = { raw: 'raw', gateway: 'gateway', binary: 'gateway-binary' } as const
 
 export async function runStreams (ctx: Context): Promise<ScenarioResult> {
   const result = newScenario('streams', ctx)
@@ -23,10 +25,10 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
       return result
     }
 
-    const measure = async (mode: 'gateway' | 'raw', streams: number, round: number): Promise<Row> => {
+    const measure = async (mode: StreamsOptions['mode'], streams: number, round: number): Promise<Row> => {
       const options: StreamsOptions = {
         mode,
-        url: mode === 'gateway' ? wsUrl : `ws://127.0.0.1:${up.port}/`,
+        url: mode === 'raw' ? `ws://127.0.0.1:${up.port}/` : wsUrl,
         streams,
         chunk: ctx.opts.chunk,
         window: ctx.opts.window,
@@ -35,7 +37,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
         deviceId: DEVICE.device_id,
         token: DEVICE.token
       }
-      const pid = mode === 'gateway' ? gw.child.pid : up.child.pid
+      const pid = mode === 'raw' ? up.child.pid : gw.child.pid
       const { child } = await Child.start('load/streams.js', { name: 'streams load', options })
       try {
         const first = await child.nextOf(['measuring', 'result'], options.warmupMs + 30_000)
@@ -48,11 +50,16 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
         const cpu = cpuSeconds(pid) - c0
         const kib = (r.bytes as number) / 1024
         const inFlight = `${streams * ctx.opts.window} × ${ctx.opts.chunk / 1024} KiB in flight`
+        const echoStreams = `${streams} echo stream${streams > 1 ? 's' : ''}`
         return {
           scenario: 'streams',
           case: `${streams} stream${streams > 1 ? 's' : ''}`,
-          target: mode,
-          label: mode === 'gateway' ? `gateway /ws, ${streams} echo stream${streams > 1 ? 's' : ''} on one socket (${inFlight})` : `raw ws binary echo, one socket (${inFlight})`,
+          target: TARGETS[mode],
+          label: {
+            gateway: `gateway /ws, ${echoStreams} on one socket, JSON frames (${inFlight})`,
+            binary: `gateway /ws, ${echoStreams} on one socket, binary frames (${inFlight})`,
+            raw: `raw ws binary echo, one socket (${inFlight})`
+          }[mode],
           value: r.bytesPerSec as number,
           unit: 'B/s',
           proxyCpuPct: (cpu / seconds) * 100,
@@ -68,7 +75,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
 
     for (let round = 0; round < ctx.opts.rounds; round++) {
       for (const streams of STREAM_COUNTS) {
-        for (const mode of (['raw', 'gateway'] as const).filter(m => wants(ctx, m))) {
+        for (const mode of (['raw', 'gateway', 'binary'] as const).filter(m => wants(ctx, TARGETS[m]))) {
           ctx.log(`  streams ${streams} ${mode}`)
           try {
             const row = await measure(mode, streams, round)
@@ -80,7 +87,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
         }
       }
     }
-    result.notes.push(`Bytes/s are echoed payload bytes received by the client (one direction). Gateway: \`stream_data\` frames of ${ctx.opts.chunk / 1024} KiB payload (base64 in JSON) through the built-in echo upstream; raw: binary messages of the same size to a plain \`ws\` echo server, with the same bytes in flight. CPU is the gateway's (or the raw echo server's) per KiB echoed.`)
+    result.notes.push(`Bytes/s are echoed payload bytes received by the client (one direction). Gateway: \`stream_data\` of ${ctx.opts.chunk / 1024} KiB payload through the built-in echo upstream, as JSON frames (base64 in JSON text messages; target \`gateway\`) or as binary messages (a 10-byte header, then the payload; streams opened with \`binary: true\`; target \`gateway-binary\`); raw: binary messages of the same size to a plain \`ws\` echo server, with the same bytes in flight. CPU is the gateway's (or the raw echo server's) per KiB echoed.`)
     result.profile = gw.profile
   } finally {
     await stack.close()

@@ -111,7 +111,8 @@ function plainStreamData (raw: Buffer): ParseResult | undefined {
     if (i === first || i - first > 16 || (raw[first] === 0x30 && i - first > 1) || id > Number.MAX_SAFE_INTEGER) return undefined
     streamId = id
   }
-  if (raw.compare(STREAM_DATA_KEY, 0, STREAM_DATA_KEY.length, i, i + STREAM_DATA_KEY.length) !== 0) return undefined
+  // (Buffer#compare throws on a range past the end: a frame that ends right after its id.)
+  if (i + STREAM_DATA_KEY.length > end || raw.compare(STREAM_DATA_KEY, 0, STREAM_DATA_KEY.length, i, i + STREAM_DATA_KEY.length) !== 0) return undefined
   const start = i + STREAM_DATA_KEY.length
   if (start > end) return undefined
   // One character per byte, so a non-ASCII byte is a character of 0x80-0xff, never a base64

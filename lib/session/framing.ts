@@ -146,7 +146,10 @@ function badBinary (message: string, streamId?: StreamId): ParseResult {
  */
 function parseBinaryFrame (raw: Buffer): ParseResult {
   if (raw.length < 2) return badBinary('a binary message needs at least 2 header bytes (type, id kind)')
-  if (raw[0] !== BINARY_STREAM_DATA) return badBinary(`unknown binary frame type 0x${raw[0].toString(16).padStart(2, '0')} (0x01 is stream_data)`)
+  if (raw[0] !== BINARY_STREAM_DATA) {
+    const hint = raw[0] === 0x7b ? '; JSON frames go in text messages' : ''
+    return badBinary(`unknown binary frame type 0x${raw[0].toString(16).padStart(2, '0')} (0x01 is stream_data)${hint}`)
+  }
   let streamId: StreamId
   let start: number
   if (raw[1] === BINARY_ID_INTEGER) {
@@ -154,14 +157,13 @@ function parseBinaryFrame (raw: Buffer): ParseResult {
     const high = raw.readUInt32BE(2)
     if (high > MAX_ID_HIGH) return badBinary('stream_id must be at most 2^53 - 1')
     streamId = high * TWO_32 + raw.readUInt32BE(6)
-    if (streamId > Number.MAX_SAFE_INTEGER) return badBinary('stream_id must be at most 2^53 - 1')
     start = 10
   } else if (raw[1] === BINARY_ID_STRING) {
     const n = raw.length > 2 ? raw[2] : 0
     if (n === 0 || raw.length < 3 + n) return badBinary('a string stream id takes a length byte (1-255) and that many bytes')
     if (!isUtf8(raw.subarray(3, 3 + n))) return badBinary('a string stream id must be UTF-8')
     streamId = raw.toString('utf8', 3, 3 + n)
-    if (!streamIdCheck.Check(streamId)) return badBinary('stream_id must be a string of 1-64 characters')
+    if (!streamIdCheck.Check(streamId)) return badBinary('stream_id must be a string of 1-64 characters (UTF-16 code units)')
     start = 3 + n
   } else {
     return badBinary(`unknown stream id kind 0x${raw[1].toString(16).padStart(2, '0')} (0x00 integer, 0x01 string)`)

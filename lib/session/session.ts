@@ -145,6 +145,11 @@ const BINARY = { binary: true } as const
 const kSession = Symbol('session')
 type SessionSocket = WebSocket & { [kSession]?: Session }
 
+/** No lone UTF-16 surrogate (String.prototype.isWellFormed, which ES2022's types do not declare). */
+function isWellFormed (text: string): boolean {
+  return (text as string & { isWellFormed: () => boolean }).isWellFormed()
+}
+
 function messageSize (data: RawData): number {
   if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0)
   return data.byteLength
@@ -450,6 +455,10 @@ export class Session implements StreamOwner, Timed {
   private openStream (frame: StreamOpenFrame): void {
     const id = frame.stream_id
     if (this.streams?.has(id) === true) return this.sendError(WsErrorCode.STREAM_EXISTS, 'a stream with this id is open', id)
+    // A lone surrogate has no UTF-8 form: the client could not tell its binary frames from another stream's.
+    if (frame.binary === true && typeof id === 'string' && !isWellFormed(id)) {
+      return this.sendError(WsErrorCode.BAD_FRAME, 'stream_open: a stream with binary: true needs a stream_id that is valid Unicode (no lone surrogates)', id)
+    }
     const name = frame.upstream ?? this.host.limits.defaultUpstream
     const kind = this.host.upstreams.get(name)
     if (kind === undefined) return this.sendError(WsErrorCode.UNKNOWN_UPSTREAM, `no upstream named ${JSON.stringify(name)}`, id)

@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import type { UpstreamEvents } from '../../lib/upstreams/types.js'
 import { binaryFrame, session, startGateway, startTcpServer, waitFor, WsClient, type Frame } from './helpers.js'
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
@@ -6,13 +7,14 @@ const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
 test('binary stream_data both ways: integer and string ids, every byte value, answered as binary messages', async (t) => {
   const gw = await startGateway(t)
   const c = await session(gw)
-  for (const id of [0, 7, Number.MAX_SAFE_INTEGER, 's-1', '7', 'ü-ñ', '😀'.repeat(32), 'é'.repeat(64)]) {
+  // 64 UTF-16 code units at most: 32 emoji (two units each), 64 two- and three-byte characters.
+  for (const id of [0, 7, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER, 's-1', '7', 'ü-ñ', '😀'.repeat(32), 'é'.repeat(64), '€'.repeat(64)]) {
     c.openStream(id, 'echo', undefined, true)
     c.writeBinary(id, ALL_BYTES)
     const f = await c.expect('stream_data')
-    t.same(f, { type: 'stream_data', stream_id: id, data: ALL_BYTES.toString('base64'), binary: true }, `id ${JSON.stringify(id).slice(0, 20)}`)
+    t.strictSame(f, { type: 'stream_data', stream_id: id, data: ALL_BYTES.toString('base64'), binary: true }, `id ${JSON.stringify(id).slice(0, 20)}`)
   }
-  t.equal(gw.app.sessions.stats().streams, 8)
+  t.equal(gw.app.sessions.stats().streams, 10)
   c.close()
 })
 
@@ -21,12 +23,12 @@ test('the two forms mix: JSON in and binary out, binary in and JSON out, order k
   const c = await session(gw)
   c.openStream(1, 'echo', undefined, true)
   c.write(1, 'json in')
-  t.same(await c.expect('stream_data'), { type: 'stream_data', stream_id: 1, data: Buffer.from('json in').toString('base64'), binary: true })
+  t.strictSame(await c.expect('stream_data'), { type: 'stream_data', stream_id: 1, data: Buffer.from('json in').toString('base64'), binary: true })
 
   c.openStream(2, 'echo')
   c.writeBinary(2, 'binary in')
   const f = await c.expect('stream_data')
-  t.same(f, { type: 'stream_data', stream_id: 2, data: Buffer.from('binary in').toString('base64') }, 'a stream opened without binary answers in JSON')
+  t.strictSame(f, { type: 'stream_data', stream_id: 2, data: Buffer.from('binary in').toString('base64') }, 'a stream opened without binary answers in JSON')
 
   const parts: Buffer[] = []
   for (let i = 0; i < 200; i++) {
@@ -36,7 +38,7 @@ test('the two forms mix: JSON in and binary out, binary in and JSON out, order k
     else c.writeBinary(2, part)
   }
   const expected = Buffer.concat(parts)
-  t.same((await c.read(2, expected.length)).bytes, expected, 'JSON and binary frames of one stream stay in order')
+  t.strictSame((await c.read(2, expected.length)).bytes, expected, 'JSON and binary frames of one stream stay in order')
   c.close()
 })
 
@@ -54,9 +56,9 @@ test('binary stream_data through a tcp upstream, and an empty payload does nothi
   c.writeBinary('db', '')
   c.writeBinary('db', ALL_BYTES)
   const { bytes, others } = await c.read('db', 4 + 256)
-  t.same(bytes, Buffer.concat([Buffer.from('got:'), ALL_BYTES]))
-  t.same(others, [])
-  t.same(Buffer.concat(received), ALL_BYTES, 'the upstream got the payload and nothing of the header')
+  t.strictSame(bytes, Buffer.concat([Buffer.from('got:'), ALL_BYTES]))
+  t.strictSame(others, [])
+  t.strictSame(Buffer.concat(received), ALL_BYTES, 'the upstream got the payload and nothing of the header')
   c.close()
 })
 
@@ -68,7 +70,7 @@ test('malformed binary messages: BAD_FRAME with a reason, counted, and the sessi
   const cases: Array<[string, Buffer, RegExp]> = [
     ['empty', Buffer.alloc(0), /at least 2 header bytes/],
     ['one byte', Buffer.from([0x01]), /at least 2 header bytes/],
-    ['a JSON frame sent as binary', Buffer.from('{"type":"ping"}'), /unknown binary frame type 0x7b/],
+    ['a JSON frame sent as binary', Buffer.from('{"type":"ping"}'), /unknown binary frame type 0x7b .*JSON frames go in text messages/],
     ['unknown type', Buffer.from([0x02, 0x00, 0, 0, 0, 0, 0, 0, 0, 1]), /unknown binary frame type 0x02/],
     ['unknown id kind', Buffer.from([0x01, 0x05, 0x41]), /unknown stream id kind 0x05/],
     ['integer id cut short', Buffer.from([0x01, 0x00, 0, 0, 0, 1]), /8 bytes/],
@@ -77,7 +79,9 @@ test('malformed binary messages: BAD_FRAME with a reason, counted, and the sessi
     ['string id of length 0', Buffer.from([0x01, 0x01, 0x00, 0x41]), /length byte \(1-255\)/],
     ['string id longer than the message', Buffer.from([0x01, 0x01, 0x09, 0x41]), /length byte \(1-255\)/],
     ['string id not UTF-8', utf8Invalid, /UTF-8/],
-    ['string id of 65 characters', binaryFrame('x'.repeat(65), 'x'), /1-64 characters/]
+    ['string id of 65 characters', binaryFrame('x'.repeat(65), 'x'), /1-64 characters/],
+    ['string id of 65 two-byte characters', binaryFrame('é'.repeat(65), 'x'), /1-64 characters/],
+    ['string id of 33 emoji (66 UTF-16 code units)', binaryFrame('😀'.repeat(33), 'x'), /1-64 characters \(UTF-16 code units\)/]
   ]
   for (const [, message] of cases) c.send(message)
   for (const [name, , reason] of cases) {
@@ -103,32 +107,94 @@ test('binary stream_data obeys the same rules as JSON: a hello first, an open st
   t.match(await c.expect('error'), { code: 'BAD_FRAME', message: /binary/, stream_id: 1 })
   c.send({ type: 'stream_open', stream_id: 1, binary: false })
   c.writeBinary(1, 'json back')
-  t.same(await c.expect('stream_data'), { type: 'stream_data', stream_id: 1, data: Buffer.from('json back').toString('base64') })
+  t.strictSame(await c.expect('stream_data'), { type: 'stream_data', stream_id: 1, data: Buffer.from('json back').toString('base64') })
   c.close()
 })
 
 test('a paused session holds binary frames both ways and delivers them in order at resume', async (t) => {
   const gw = await startGateway(t)
+  // An upstream whose data is already on its way when the session is paused (as a TCP read in
+  // the same turn would be): the gateway must hold it, in its binary form.
+  const pushers = new Map<string, UpstreamEvents>()
+  gw.app.upstreams.register({
+    name: 'pusher',
+    active: 0,
+    open: (request, events) => {
+      pushers.set(String(request.streamId), events)
+      queueMicrotask(() => events.ready())
+      return { write: () => true, end: () => {}, destroy: () => {}, pause: () => {}, resume: () => {} }
+    }
+  })
   const c = await session(gw)
   c.openStream(1, 'echo', undefined, true)
   c.openStream(2, 'echo')
+  c.openStream('p', 'pusher', undefined, true)
+  c.openStream('q', 'pusher')
   await c.sync()
   const s = gw.app.sessions.list()[0]
   t.equal(s.pause(), true)
+  pushers.get('p')?.data(Buffer.from('pushed while paused'))
+  pushers.get('q')?.data(Buffer.from('pushed as JSON'))
+  const held = s.stats().heldBytes
+  t.ok(held >= 3 + 1 + 'pushed while paused'.length, 'the upstream data is held')
   const sent = [binaryFrame(1, 'one '), JSON.stringify({ type: 'stream_data', stream_id: 1, data: Buffer.from('two ').toString('base64') }), binaryFrame(1, 'three'), binaryFrame(2, 'to json')]
   for (const message of sent) c.send(message)
-  await waitFor(() => s.stats().heldBytes >= sent.reduce((n, m) => n + m.length, 0), 'the frames to be held')
+  await waitFor(() => s.stats().heldBytes >= held + sent.reduce((n, m) => n + m.length, 0), 'the client frames to be held')
   c.send({ type: 'ping', after: 'data' })
+  t.equal(c.queued, 0, 'nothing was delivered while paused')
   t.equal(s.resume(), true)
   const frames: Frame[] = []
   const echoedBytes = (): number => frames.filter(f => f.type === 'stream_data').reduce((n, f) => n + Buffer.from(f.data, 'base64').length, 0)
-  while (!frames.some(f => f.type === 'pong') || echoedBytes() < 'one two three'.length + 'to json'.length) frames.push(await c.frame())
+  const total = 'pushed while paused'.length + 'pushed as JSON'.length + 'one two three'.length + 'to json'.length
+  while (!frames.some(f => f.type === 'pong') || echoedBytes() < total) frames.push(await c.frame())
+  t.strictSame(frames.slice(0, 2), [
+    { type: 'stream_data', stream_id: 'p', data: Buffer.from('pushed while paused').toString('base64'), binary: true },
+    { type: 'stream_data', stream_id: 'q', data: Buffer.from('pushed as JSON').toString('base64') }
+  ], 'the held upstream data first, each stream in its own form')
   const one = frames.filter(f => f.stream_id === 1)
   t.ok(one.every(f => f.binary === true), 'stream 1 answers in binary')
   t.equal(one.map(f => Buffer.from(f.data, 'base64').toString()).join(''), 'one two three')
-  t.match(frames.find(f => f.stream_id === 2), { type: 'stream_data', data: Buffer.from('to json').toString('base64') })
-  t.equal(frames.find(f => f.stream_id === 2)?.binary, undefined, 'stream 2 answers in JSON')
+  t.strictSame(frames.find(f => f.stream_id === 2), { type: 'stream_data', stream_id: 2, data: Buffer.from('to json').toString('base64') }, 'stream 2 answers in JSON')
   t.equal(s.stats().heldBytes, 0)
+  c.close()
+})
+
+test('binary stream_data counts payload bytes, keeps the buffer bound before ready and the message size limit', async (t) => {
+  const gw = await startGateway(t, { max_frame_bytes: 4096 })
+  gw.app.upstreams.register({
+    name: 'never-ready',
+    active: 0,
+    open: () => ({ write: () => true, end: () => {}, destroy: () => {}, pause: () => {}, resume: () => {} })
+  })
+  const c = await session(gw)
+  c.openStream(1, 'echo', undefined, true)
+  c.writeBinary(1, Buffer.alloc(1000, 7))
+  await c.read(1, 1000)
+  const metrics = await gw.app.promRegistry.metrics()
+  t.match(metrics, /httvps_gateway_bytes_in_total 1000\b/, 'payload bytes in, not the header')
+  t.match(metrics, /httvps_gateway_bytes_out_total 1000\b/, 'payload bytes out, not the header')
+
+  c.openStream('w', 'never-ready', undefined, true)
+  for (let i = 0; i < 4; i++) c.writeBinary('w', Buffer.alloc(1000))
+  await c.sync()
+  c.writeBinary('w', Buffer.alloc(1000))
+  t.match(await c.expect('error'), { code: 'STREAM_BUFFER_FULL', stream_id: 'w' })
+  t.strictSame(await c.expect('stream_close'), { type: 'stream_close', stream_id: 'w', reason: 'buffer_full' })
+
+  c.writeBinary(1, Buffer.alloc(4096))
+  t.equal((await c.closed).code, 1009, 'a binary message over max_frame_bytes closes with 1009')
+})
+
+test('binary: true needs an id that has a UTF-8 form', async (t) => {
+  const gw = await startGateway(t)
+  const c = await session(gw)
+  c.send('{"type":"stream_open","stream_id":"\\ud800","binary":true}')
+  const f = await c.expect('error')
+  t.match(f, { code: 'BAD_FRAME', message: /lone surrogates/, stream_id: '\ud800' })
+  c.send('{"type":"stream_open","stream_id":"\\ud800"}')
+  c.write('\ud800', 'json works')
+  t.strictSame(await c.expect('stream_data'), { type: 'stream_data', stream_id: '\ud800', data: Buffer.from('json works').toString('base64') }, 'as a JSON stream it works')
+  t.equal(gw.app.sessions.stats().streams, 1)
   c.close()
 })
 
@@ -145,5 +211,5 @@ test('after binary streams and their clients leave, nothing of them remains', as
   t.equal(gw.app.sessions.stats().streams, 20)
   for (const c of clients) c.close()
   await waitFor(() => gw.app.sessions.stats().connections === 0 && gw.app.sessions.stats().streams === 0, 'every session to go')
-  t.same(gw.app.sessions.list(), [])
+  t.strictSame(gw.app.sessions.list(), [])
 })

@@ -73,9 +73,12 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
       }
     }
 
+    const modes = (['raw', 'gateway', 'binary'] as const).filter(m => wants(ctx, TARGETS[m]))
     for (let round = 0; round < ctx.opts.rounds; round++) {
+      // Each round starts one target later, as measureRounds does for http and ws.
+      const order = modes.map((_, i) => modes[(i + round) % modes.length])
       for (const streams of STREAM_COUNTS) {
-        for (const mode of (['raw', 'gateway', 'binary'] as const).filter(m => wants(ctx, TARGETS[m]))) {
+        for (const mode of order) {
           ctx.log(`  streams ${streams} ${mode}`)
           try {
             const row = await measure(mode, streams, round)

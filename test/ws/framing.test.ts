@@ -82,6 +82,33 @@ test('binary stream_data: the gateway writes the layout of docs/protocol.md and 
   t.match(parseClientFrame(binaryFrame(5, ''), true), { ok: true, bytes: Buffer.alloc(0) })
 })
 
+test('binary stream_data: mutated headers are read as the layout says or refused, never thrown on', async (t) => {
+  let seed = 20261124
+  const rnd = (): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0
+    return seed / 2 ** 32
+  }
+  const int = (n: number): number => Math.floor(rnd() * n)
+  const ids: Array<number | string> = [0, 1, 2 ** 32, Number.MAX_SAFE_INTEGER, 'a', 'é', '😀'.repeat(32), 'x'.repeat(64)]
+  let mismatches = 0
+  for (let n = 0; n < 5000; n++) {
+    const message = binaryFrame(ids[int(ids.length)], randomBytes(int(20)))
+    for (let k = int(3); k > 0; k--) message[int(Math.min(message.length, 12))] = int(256)
+    const cut = rnd() < 0.2 ? message.subarray(0, int(message.length + 1)) : message
+    const got = parseClientFrame(cut, true)
+    const want = readBinaryFrame(cut)
+    // Valid as the layout and the JSON id rules say (readBinaryFrame reads without checking the id).
+    const valid = want !== undefined && (typeof want.streamId === 'number'
+      ? Number.isSafeInteger(want.streamId)
+      : want.streamId.length >= 1 && want.streamId.length <= 64 && Buffer.from(want.streamId).equals(cut.subarray(3, 3 + cut[2])))
+    const same = got.ok
+      ? valid && (got.frame as { stream_id: unknown }).stream_id === want?.streamId && got.bytes?.equals(want.payload) === true
+      : !valid && /^binary stream_data: /.test(got.message)
+    if (!same && ++mismatches <= 3) t.fail(`${cut.toString('hex')}: ${JSON.stringify(got)}`)
+  }
+  t.equal(mismatches, 0, '5000 mutated messages')
+})
+
 test('tcp targets: host:port and [v6]:port, lower-cased', async (t) => {
   t.same(parseTarget('Example.COM:443'), { key: 'example.com:443', host: 'example.com', port: 443 })
   t.same(parseTarget('[::1]:8080'), { key: '[::1]:8080', host: '::1', port: 8080 })

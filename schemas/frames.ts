@@ -10,7 +10,7 @@ import { Type, type Static } from '@sinclair/typebox'
 export const StreamIdSchema = Type.Union([
   Type.String({ minLength: 1, maxLength: 64 }),
   Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
-], { description: 'a string of 1-64 characters or a non-negative integer' })
+], { description: 'a string of 1-64 characters (UTF-16 code units) or a non-negative integer' })
 export type StreamId = Static<typeof StreamIdSchema>
 
 /**

@@ -114,7 +114,6 @@ function plainStreamData (raw: Buffer): ParseResult | undefined {
   // (Buffer#compare throws on a range past the end: a frame that ends right after its id.)
   if (i + STREAM_DATA_KEY.length > end || raw.compare(STREAM_DATA_KEY, 0, STREAM_DATA_KEY.length, i, i + STREAM_DATA_KEY.length) !== 0) return undefined
   const start = i + STREAM_DATA_KEY.length
-  if (start > end) return undefined
   // One character per byte, so a non-ASCII byte is a character of 0x80-0xff, never a base64
   // symbol. Valid base64 has no quote, backslash or control character either: then the payload
   // is a JSON string read as is, and the frame ends right after it.

@@ -359,7 +359,6 @@ export class Session implements StreamOwner, Timed {
     try {
       const parsed = framing.parseClientFrame(data, isBinary)
       if (!parsed.ok) {
-        this.host.metrics.badFrames.inc()
         this.sendError(WsErrorCode.BAD_FRAME, parsed.message, parsed.streamId)
         return
       }
@@ -612,6 +611,8 @@ export class Session implements StreamOwner, Timed {
 
   private sendError (code: WsErrorCode, message: string, streamId?: StreamId): void {
     this.host.metrics.errorFrames.inc({ code })
+    // Every refused frame, whether parsing or the frame's handling found it bad.
+    if (code === WsErrorCode.BAD_FRAME) this.host.metrics.badFrames.inc()
     this.send(framing.errorFrame(code, message, streamId))
   }
 

@@ -136,7 +136,8 @@ test('a paused session holds binary frames both ways and delivers them in order 
   pushers.get('p')?.data(Buffer.from('pushed while paused'))
   pushers.get('q')?.data(Buffer.from('pushed as JSON'))
   const held = s.stats().heldBytes
-  t.ok(held >= 3 + 1 + 'pushed while paused'.length, 'the upstream data is held')
+  const qFrame = JSON.stringify({ type: 'stream_data', stream_id: 'q', data: Buffer.from('pushed as JSON').toString('base64') })
+  t.equal(held, 3 + 1 + 'pushed while paused'.length + qFrame.length, 'the upstream data is held as the frames that will be sent')
   const sent = [binaryFrame(1, 'one '), JSON.stringify({ type: 'stream_data', stream_id: 1, data: Buffer.from('two ').toString('base64') }), binaryFrame(1, 'three'), binaryFrame(2, 'to json')]
   for (const message of sent) c.send(message)
   await waitFor(() => s.stats().heldBytes >= held + sent.reduce((n, m) => n + m.length, 0), 'the client frames to be held')
@@ -174,15 +175,20 @@ test('binary stream_data counts payload bytes, keeps the buffer bound before rea
   t.match(metrics, /httvps_gateway_bytes_in_total 1000\b/, 'payload bytes in, not the header')
   t.match(metrics, /httvps_gateway_bytes_out_total 1000\b/, 'payload bytes out, not the header')
 
+  // The bound counts payload bytes only: 4 × 1024 fill it exactly, one byte more is over.
   c.openStream('w', 'never-ready', undefined, true)
-  for (let i = 0; i < 4; i++) c.writeBinary('w', Buffer.alloc(1000))
+  for (let i = 0; i < 4; i++) c.writeBinary('w', Buffer.alloc(1024))
   await c.sync()
-  c.writeBinary('w', Buffer.alloc(1000))
+  t.equal(gw.app.sessions.list()[0].stats().heldBytes, 4096, 'held while not ready, headers not counted')
+  c.writeBinary('w', Buffer.alloc(1))
   t.match(await c.expect('error'), { code: 'STREAM_BUFFER_FULL', stream_id: 'w' })
   t.strictSame(await c.expect('stream_close'), { type: 'stream_close', stream_id: 'w', reason: 'buffer_full' })
 
-  c.writeBinary(1, Buffer.alloc(4096))
-  t.equal((await c.closed).code, 1009, 'a binary message over max_frame_bytes closes with 1009')
+  // max_frame_bytes bounds the whole message, header included.
+  c.writeBinary(1, Buffer.alloc(4096 - 10))
+  t.equal((await c.read(1, 4086)).bytes.length, 4086, 'a message of exactly max_frame_bytes goes through')
+  c.writeBinary(1, Buffer.alloc(4096 - 9))
+  t.equal((await c.closed).code, 1009, 'one byte more closes with 1009')
 })
 
 test('binary: true needs an id that has a UTF-8 form', async (t) => {
@@ -191,6 +197,7 @@ test('binary: true needs an id that has a UTF-8 form', async (t) => {
   c.send('{"type":"stream_open","stream_id":"\\ud800","binary":true}')
   const f = await c.expect('error')
   t.match(f, { code: 'BAD_FRAME', message: /lone surrogates/, stream_id: '\ud800' })
+  t.match(await gw.app.promRegistry.metrics(), /httvps_gateway_bad_frames_total 1\b/, 'counted as a bad frame')
   c.send('{"type":"stream_open","stream_id":"\\ud800"}')
   c.write('\ud800', 'json works')
   t.strictSame(await c.expect('stream_data'), { type: 'stream_data', stream_id: '\ud800', data: Buffer.from('json works').toString('base64') }, 'as a JSON stream it works')

@@ -41,7 +41,7 @@ test('stream_data: standard base64 with padding only', async (t) => {
 
 test('a stream_data that ends right after a long id is a bad frame, not a failure of the fast path', async (t) => {
   // Long enough for the fast path's length check, with no room for `,"data":"` after the id.
-  t.match(parse('{"type":"stream_data","stream_id":"aaaaaaaaaaaaaaaa"}'), { ok: false, message: /data/, streamId: 'aaaaaaaaaaaaaaaa' })
+  t.match(parse('{"type":"stream_data","stream_id":"aaaaaaaaaaaaaaaa"}'), { ok: false, message: 'stream_data: data: Expected required property', streamId: 'aaaaaaaaaaaaaaaa' })
   t.match(parse('{"type":"stream_data","stream_id":1234567890123,"x":"}'), { ok: false, message: /not valid JSON/ })
   t.match(parse('{"type":"stream_data","stream_id":"aaaaaaaaaa","data":"QQ=="}'), { ok: true, bytes: Buffer.from('A') })
 })

@@ -1,3 +1,5 @@
+import { median } from '../scenarios/common.js'
+import { pairedRatios } from './targets.js'
 import type { Results, Row } from './types.js'
 
 /** A small SVG bar chart of the results, written by the bench itself (no chart library). */
@@ -38,12 +40,15 @@ function human (value: number, unit: string): string {
   return `${Math.round(value)} ${unit}`
 }
 
-interface Panel { title: string, rows: Row[], subtitle: string }
+interface Panel { title: string, rows: Row[], subtitle: string, names?: Record<string, string> }
 
-function ratio (rows: Row[], a: string, b: string): string | undefined {
+/** `a ÷ b` as the tables give it: the median of the rounds' ratios, or of the medians when rounds were not kept. */
+function ratio (results: Results, scenario: 'http' | 'ws' | 'streams', rows: Row[], a: string, b: string): string | undefined {
   const x = rows.find(r => r.target === a)
   const y = rows.find(r => r.target === b)
-  return x !== undefined && y !== undefined ? `${(x.value / y.value).toFixed(2)}×` : undefined
+  if (x === undefined || y === undefined) return undefined
+  const paired = pairedRatios(results.scenarios[scenario], x.case, a, b)
+  return `${(paired.length > 0 ? median(paired) : x.value / y.value).toFixed(2)}×`
 }
 
 export function chartSvg (results: Results): string {
@@ -51,16 +56,15 @@ export function chartSvg (results: Results): string {
   const add = (scenario: 'http' | 'ws' | 'streams', kase: string, title: string): void => {
     const rows = (results.scenarios[scenario]?.rows ?? []).filter(r => r.case === kase)
     if (rows.length === 0) return
+    const text = (a: string, b: string, before: string, after: string): string | undefined => {
+      const r = ratio(results, scenario, rows, a, b)
+      return r === undefined ? undefined : `${before}${r}${after}`
+    }
     const parts = scenario === 'streams'
-      ? [
-          ratio(rows, 'gateway-binary', 'raw') !== undefined ? `binary frames = ${ratio(rows, 'gateway-binary', 'raw') as string} raw` : undefined,
-          ratio(rows, 'gateway', 'raw') !== undefined ? `JSON frames = ${ratio(rows, 'gateway', 'raw') as string} raw` : undefined
-        ]
-      : [
-          ratio(rows, 'gateway', 'nginx') !== undefined ? `gateway = ${ratio(rows, 'gateway', 'nginx') as string} nginx` : undefined,
-          ratio(rows, 'gateway', 'bare') !== undefined ? `${ratio(rows, 'gateway', 'bare') as string} bare proxy` : undefined
-        ]
-    panels.push({ title, rows, subtitle: parts.filter(p => p !== undefined).join(', ') })
+      ? [text('gateway-binary', 'raw', 'binary frames = ', ' raw'), text('gateway', 'raw', 'JSON frames = ', ' raw')]
+      : [text('gateway', 'nginx', 'gateway = ', ' nginx'), text('gateway', 'bare', '', ' bare proxy')]
+    const names = scenario === 'streams' ? { gateway: 'gateway, JSON frames' } : undefined
+    panels.push({ title, rows, subtitle: parts.filter(p => p !== undefined).join(', '), names })
   }
   add('http', '100 B', 'HTTP, 100 B responses, 50 connections (req/s)')
   add('http', '10 KB', 'HTTP, 10 KB responses, 50 connections (req/s)')
@@ -82,7 +86,7 @@ export function chartSvg (results: Results): string {
     y += 10
     for (const r of p.rows) {
       const w = max > 0 ? Math.max(1, (r.value / max) * barW) : 1
-      out.push(`<text x="${labelW - 8}" y="${y + 14}" class="l" text-anchor="end">${esc(SHORT[r.target] ?? r.target)}</text>`)
+      out.push(`<text x="${labelW - 8}" y="${y + 14}" class="l" text-anchor="end">${esc(p.names?.[r.target] ?? SHORT[r.target] ?? r.target)}</text>`)
       out.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" rx="2" fill="${COLORS[r.target] ?? '#6b7280'}"/>`)
       out.push(`<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 14}" class="v">${esc(human(r.value, r.unit))}</text>`)
       y += rowH

@@ -85,7 +85,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
             result.rows.push(row)
             ctx.log(`    ${(row.value / 1048576).toFixed(1)} MiB/s, CPU ${row.proxyCpuPct?.toFixed(0)}%${row.errors > 0 ? `, ${row.errors} errors` : ''}`)
           } catch (err) {
-            result.notes.push(`${mode}, ${streams} streams: ${(err as Error).message}`)
+            result.notes.push(`${TARGETS[mode]}, ${streams} streams: ${(err as Error).message}`)
           }
         }
       }

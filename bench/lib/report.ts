@@ -67,8 +67,8 @@ function throughputTable (s: ScenarioResult, reference: string, perLabel: string
 }
 
 function streamsTable (s: ScenarioResult): string {
-  const out = s.rows.map((r: Row) => [r.case, r.label, `${(r.value / 1048576).toFixed(1)}`, fmt(r.proxyCpuPct), fmt(r.cpuUsPerOp, 2), r.errors > 0 ? `**${r.errors}**` : '0'])
-  return table(['Case', 'Target', 'MiB/s', 'CPU % (gateway / echo server)', 'CPU µs/KiB', 'errors'], out)
+  const out = s.rows.map((r: Row) => [r.case, r.label, `${(r.value / 1048576).toFixed(1)}`, fmt(r.proxyCpuPct), fmt(r.cpuUsPerOp, 2), fmt(r.loadCpuPct), r.errors > 0 ? `**${r.errors}**` : '0'])
+  return table(['Case', 'Target', 'MiB/s', 'CPU % (gateway / echo server)', 'CPU µs/KiB', 'CPU % (load client)', 'errors'], out)
 }
 
 /** Instructions per request, and the main thread's work outside GC ÷ the gateway's (above 1: more work than the gateway). */

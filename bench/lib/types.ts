@@ -44,6 +44,8 @@ export interface Row {
   /** CPU of the process under test during the measurement, in % of one core. */
   proxyCpuPct?: number
   upstreamCpuPct?: number
+  /** CPU of the load generator during the measurement, in % of one core (streams: its one client process). */
+  loadCpuPct?: number
   /** CPU microseconds of the process under test per request, message or KiB. */
   cpuUsPerOp?: number
   /** Of `cpuUsPerOp`, the part spent in the kernel (system time: system calls, loopback TCP, wake-ups). */

@@ -222,6 +222,7 @@ export function medianRows (rows: Row[]): Row[] {
       p99Ms: m(r => r.p99Ms),
       proxyCpuPct: m(r => r.proxyCpuPct),
       upstreamCpuPct: m(r => r.upstreamCpuPct),
+      loadCpuPct: m(r => r.loadCpuPct),
       cpuUsPerOp: m(r => r.cpuUsPerOp),
       kernelUsPerOp: m(r => r.kernelUsPerOp),
       userUsPerOp: m(r => r.userUsPerOp),

@@ -44,10 +44,13 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
         if (first.type === 'result') throw new Error(String(first.error))
         const la = loadavg()[0]
         const c0 = cpuSeconds(pid)
+        // The client shares the two cores: when it is the busier process, it sets the pace.
+        const l0 = cpuSeconds(child.pid)
         const r = await child.next('result', options.durationMs + 30_000)
         if (r.error !== undefined) throw new Error(String(r.error))
         const seconds = r.seconds as number
         const cpu = cpuSeconds(pid) - c0
+        const loadCpu = cpuSeconds(child.pid) - l0
         const kib = (r.bytes as number) / 1024
         const inFlight = `${streams * ctx.opts.window} × ${ctx.opts.chunk / 1024} KiB in flight`
         const echoStreams = `${streams} echo stream${streams > 1 ? 's' : ''}`
@@ -63,6 +66,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
           value: r.bytesPerSec as number,
           unit: 'B/s',
           proxyCpuPct: (cpu / seconds) * 100,
+          loadCpuPct: (loadCpu / seconds) * 100,
           cpuUsPerOp: kib > 0 ? (cpu * 1e6) / kib : undefined,
           errors: r.errors as number,
           loadavg: Math.round(la * 100) / 100,
@@ -83,7 +87,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
           try {
             const row = await measure(mode, streams, round)
             result.rows.push(row)
-            ctx.log(`    ${(row.value / 1048576).toFixed(1)} MiB/s, CPU ${row.proxyCpuPct?.toFixed(0)}%${row.errors > 0 ? `, ${row.errors} errors` : ''}`)
+            ctx.log(`    ${(row.value / 1048576).toFixed(1)} MiB/s, CPU ${row.proxyCpuPct?.toFixed(0)}% (client ${row.loadCpuPct?.toFixed(0)}%)${row.errors > 0 ? `, ${row.errors} errors` : ''}`)
           } catch (err) {
             result.notes.push(`${TARGETS[mode]}, ${streams} streams: ${(err as Error).message}`)
           }

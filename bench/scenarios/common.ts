@@ -83,8 +83,8 @@ export function gatewayOverrides (upstreamPort: number): Record<string, unknown>
 }
 
 export async function startGateway (ctx: Context, stack: Stack, scenario: ScenarioName, upstreamPort: number, extra: { nodeArgs?: string[], nofile?: number, wrapper?: string[] } = {}): Promise<{ child: Child, port: number, profile?: string }> {
-  // The young-generation cap of `npm start` (package.json): the gateway runs as it is deployed.
-  const nodeArgs = ['--max-semi-space-size=16', ...(extra.nodeArgs ?? [])]
+  // The heap flags of `npm start` (package.json): the gateway runs as it is deployed.
+  const nodeArgs = ['--max-semi-space-size=16', '--initial-old-space-size=64', ...(extra.nodeArgs ?? [])]
   let profile: string | undefined
   if (ctx.opts.profile) {
     const name = `${scenario}-gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`

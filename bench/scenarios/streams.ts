@@ -44,7 +44,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
         if (first.type === 'result') throw new Error(String(first.error))
         const la = loadavg()[0]
         const c0 = cpuSeconds(pid)
-        // The client shares the two cores: when it is the busier process, it sets the pace.
+        // The client shares the machine's cores with the server: its CPU tells whether it may be the limit.
         const l0 = cpuSeconds(child.pid)
         const r = await child.next('result', options.durationMs + 30_000)
         if (r.error !== undefined) throw new Error(String(r.error))
@@ -94,7 +94,7 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
         }
       }
     }
-    result.notes.push(`Bytes/s are echoed payload bytes received by the client (one direction). Gateway: \`stream_data\` of ${ctx.opts.chunk / 1024} KiB payload through the built-in echo upstream, as JSON frames (base64 in JSON text messages; target \`gateway\`) or as binary messages (a 10-byte header, then the payload; streams opened with \`binary: true\`; target \`gateway-binary\`); raw: binary messages of the same size to a plain \`ws\` echo server, with the same bytes in flight. CPU is the gateway's (or the raw echo server's) per KiB echoed.`)
+    result.notes.push(`Bytes/s are echoed payload bytes received by the client (one direction). Gateway: \`stream_data\` of ${ctx.opts.chunk / 1024} KiB payload through the built-in echo upstream, as JSON frames (base64 in JSON text messages; target \`gateway\`) or as binary messages (a 10-byte header, then the payload; streams opened with \`binary: true\`; target \`gateway-binary\`); raw: binary messages of the same size to a plain \`ws\` echo server, with the same bytes in flight. CPU is the gateway's (or the raw echo server's) per KiB echoed; the load client's CPU is that one client process's, in % of a core, which shares the machine's cores with the server.`)
     result.profile = gw.profile
   } finally {
     await stack.close()

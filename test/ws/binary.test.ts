@@ -198,6 +198,10 @@ test('binary: true needs an id that has a UTF-8 form', async (t) => {
   const f = await c.expect('error')
   t.match(f, { code: 'BAD_FRAME', message: /lone surrogates/, stream_id: '\ud800' })
   t.match(await gw.app.promRegistry.metrics(), /httvps_gateway_bad_frames_total 1\b/, 'counted as a bad frame')
+  // A refusal by the frame's handling (here the echo upstream's: no target) is counted like a parse error.
+  c.openStream('t', 'echo', '127.0.0.1:1')
+  t.match(await c.expect('error'), { code: 'BAD_FRAME', stream_id: 't' })
+  t.match(await gw.app.promRegistry.metrics(), /httvps_gateway_bad_frames_total 2\b/, 'every BAD_FRAME counted')
   c.send('{"type":"stream_open","stream_id":"\\ud800"}')
   c.write('\ud800', 'json works')
   t.strictSame(await c.expect('stream_data'), { type: 'stream_data', stream_id: '\ud800', data: Buffer.from('json works').toString('base64') }, 'as a JSON stream it works')

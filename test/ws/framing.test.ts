@@ -82,13 +82,18 @@ test('binary stream_data: the gateway writes the layout of docs/protocol.md and 
   t.match(parseClientFrame(binaryFrame(5, ''), true), { ok: true, bytes: Buffer.alloc(0) })
 })
 
-test('binary stream_data: mutated headers are read as the layout says or refused, never thrown on', async (t) => {
-  let seed = 20261124
+/** A seeded generator (an LCG), so that a failing case can be replayed. */
+function seeded (seed: number): { rnd: () => number, int: (n: number) => number } {
+  let state = seed
   const rnd = (): number => {
-    seed = (seed * 1103515245 + 12345) >>> 0
-    return seed / 2 ** 32
+    state = (state * 1103515245 + 12345) >>> 0
+    return state / 2 ** 32
   }
-  const int = (n: number): number => Math.floor(rnd() * n)
+  return { rnd, int: (n: number): number => Math.floor(rnd() * n) }
+}
+
+test('binary stream_data: mutated headers are read as the layout says or refused, never thrown on', async (t) => {
+  const { rnd, int } = seeded(20261124)
   const ids: Array<number | string> = [0, 1, 2 ** 32, Number.MAX_SAFE_INTEGER, 'a', 'é', '😀'.repeat(32), 'x'.repeat(64)]
   let mismatches = 0
   for (let n = 0; n < 5000; n++) {
@@ -226,12 +231,7 @@ function sameAsReference (t: Test, raw: Buffer): boolean {
 }
 
 test('stream_data: the fast paths answer as JSON.parse and the schema do, for near misses too', async (t) => {
-  let seed = 20261122
-  const rnd = (): number => {
-    seed = (seed * 1103515245 + 12345) >>> 0
-    return seed / 2 ** 32
-  }
-  const int = (n: number): number => Math.floor(rnd() * n)
+  const { rnd, int } = seeded(20261122)
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]
   const base = ['', 'QQ==', 'QUI=', 'QUJD', '+/+/', randomBytes(300).toString('base64'), randomBytes(301).toString('base64'), randomBytes(302).toString('base64')]
   const intruders = ['-', '_', '=', '==', '===', ' ', '\n', '\\/', '\\u0041', '\\u0141', '\\u012d', '\\"', '"', 'é', 'Ł', '\u0141', '\u012d', '\u0000', '\t', '!', '.', '\u00ff', '\uD83D\uDE00']

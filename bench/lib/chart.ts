@@ -1,5 +1,4 @@
-import { median } from '../scenarios/common.js'
-import { pairedRatios } from './targets.js'
+import { headlineRatio } from './targets.js'
 import type { Results, Row } from './types.js'
 
 /** A small SVG bar chart of the results, written by the bench itself (no chart library). */
@@ -42,13 +41,12 @@ function human (value: number, unit: string): string {
 
 interface Panel { title: string, rows: Row[], subtitle: string, names?: Record<string, string> }
 
-/** `a ÷ b` as the tables give it: the median of the rounds' ratios, or of the medians when rounds were not kept. */
+/** `a ÷ b` as the targets table gives it (headlineRatio). */
 function ratio (results: Results, scenario: 'http' | 'ws' | 'streams', rows: Row[], a: string, b: string): string | undefined {
   const x = rows.find(r => r.target === a)
   const y = rows.find(r => r.target === b)
   if (x === undefined || y === undefined) return undefined
-  const paired = pairedRatios(results.scenarios[scenario], x.case, a, b)
-  return `${(paired.length > 0 ? median(paired) : x.value / y.value).toFixed(2)}×`
+  return `${headlineRatio(results, scenario, x.case, x, y).ratio.toFixed(2)}×`
 }
 
 export function chartSvg (results: Results): string {

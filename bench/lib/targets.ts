@@ -97,7 +97,7 @@ export function medianInterval (values: number[], level = 0.95): MedianInterval 
 interface Headline { ratio: number, range?: [number, number, number], interval?: MedianInterval }
 
 /** The headline ratio `a ÷ b`: the median of the paired per-round ratios, else the ratio of the medians. */
-function headlineRatio (results: Results, scenario: ScenarioName, kase: string, a: Row, b: Row): Headline {
+export function headlineRatio (results: Results, scenario: ScenarioName, kase: string, a: Row, b: Row): Headline {
   const paired = pairedRatios(results.scenarios[scenario], kase, a.target, b.target)
   if (paired.length < 2) return { ratio: a.value / b.value }
   return { ratio: median(paired), range: [Math.min(...paired), Math.max(...paired), paired.length], interval: medianInterval(paired) }

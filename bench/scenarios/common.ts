@@ -165,6 +165,15 @@ export async function probeWs (url: string): Promise<{ ok: boolean, detail: stri
 }
 
 /**
+ * The targets in the order of round `round`: each round starts one target later, so no target
+ * always runs in the same place of a round (right after the same neighbour, or late in a long
+ * stretch of load).
+ */
+export function roundOrder<T> (targets: readonly T[], round: number): T[] {
+  return targets.map((_, i) => targets[(i + round) % targets.length])
+}
+
+/**
  * Every (size, target) pair measured once per round, rounds interleaved (every target, then
  * again), so each round's rows were taken under the same conditions on the box. A failed
  * measurement becomes a note and the run goes on.
@@ -177,9 +186,7 @@ export async function measureRounds<T extends { target: string, label: string }>
   measure: (t: T, size: number, kase: string, round: number) => Promise<Row>
 ): Promise<void> {
   for (let round = 0; round < ctx.opts.rounds; round++) {
-    // Each round starts one target later, so no target always runs in the same place of a round
-    // (right after the same neighbour, or late in a long stretch of load).
-    const order = targets.map((_, i) => targets[(i + round) % targets.length])
+    const order = roundOrder(targets, round)
     for (const [size, kase] of sizes) {
       for (const t of order) {
         ctx.log(`  ${result.name} ${kase} ${t.target}${ctx.opts.rounds > 1 ? ` (round ${round + 1})` : ''}`)

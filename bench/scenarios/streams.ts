@@ -3,7 +3,7 @@ import { loadavg } from 'node:os'
 import { Child, cpuSeconds } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { StreamsOptions } from '../load/streams.js'
-import { DEVICE, Stack, newScenario, probeWs, startGateway, startUpstream, wants } from './common.js'
+import { DEVICE, Stack, newScenario, probeWs, roundOrder, startGateway, startUpstream, wants } from './common.js'
 
 export const STREAM_COUNTS = [1, 16]
 /** The row target of each load mode. */
@@ -79,10 +79,8 @@ export async function runStreams (ctx: Context): Promise<ScenarioResult> {
 
     const modes = (['raw', 'gateway', 'binary'] as const).filter(m => wants(ctx, TARGETS[m]))
     for (let round = 0; round < ctx.opts.rounds; round++) {
-      // Each round starts one target later, as measureRounds does for http and ws.
-      const order = modes.map((_, i) => modes[(i + round) % modes.length])
       for (const streams of STREAM_COUNTS) {
-        for (const mode of order) {
+        for (const mode of roundOrder(modes, round)) {
           ctx.log(`  streams ${streams} ${mode}`)
           try {
             const row = await measure(mode, streams, round)

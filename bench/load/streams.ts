@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
+import { binaryStreamDataFrame, binaryStreamDataHead } from '../../lib/session/framing.js'
 import * as ipc from '../lib/ipc.js'
 
 export interface StreamsOptions {
@@ -82,13 +83,7 @@ if (opts.mode === 'raw') {
   if (opts.mode === 'binary') {
     // Integer ids: [0x01][0x00][id, 8 bytes big-endian] then the payload (docs/protocol.md).
     const HEAD = 10
-    const frames = Array.from({ length: opts.streams }, (_, id) => {
-      const frame = Buffer.alloc(HEAD + opts.chunk)
-      frame[0] = 0x01
-      frame.writeUInt32BE(id, 6)
-      payload.copy(frame, HEAD)
-      return frame
-    })
+    const frames = Array.from({ length: opts.streams }, (_, id) => binaryStreamDataFrame(binaryStreamDataHead(id), payload))
     sendChunk = (id) => {
       socket.send(frames[id], { binary: true })
       outstanding[id] += opts.chunk

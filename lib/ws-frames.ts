@@ -91,6 +91,30 @@ export function controlFrame (opcode: number, payload: Buffer, mask: boolean): B
   return frame
 }
 
+/**
+ * The start of one final, unmasked frame (a server's) whose payload is `lead` and then
+ * `length - lead.length` more bytes: the frame header (RFC 6455 §5.2) and `lead`, in one buffer.
+ * Written before the rest of the payload, it frames bytes the caller does not have to copy.
+ */
+export function unmaskedFrameStart (opcode: number, lead: Buffer, length: number): Buffer {
+  const headerLength = length < 126 ? 2 : length < 0x10000 ? 4 : 10
+  // Small: Buffer's shared pool serves it without an allocation of its own.
+  const start = Buffer.allocUnsafe(headerLength + lead.length)
+  start[0] = 0x80 | opcode
+  if (headerLength === 2) {
+    start[1] = length
+  } else if (headerLength === 4) {
+    start[1] = 126
+    start.writeUInt16BE(length, 2)
+  } else {
+    start[1] = 127
+    start.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    start.writeUInt32BE(length >>> 0, 6)
+  }
+  lead.copy(start, headerLength)
+  return start
+}
+
 /** A close frame with `code` and a reason cut to fit the 125-byte control payload. */
 export function closeFrame (code: number, reason: string, mask: boolean): Buffer {
   const text = Buffer.from(reason)

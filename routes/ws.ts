@@ -14,7 +14,7 @@ const ws: FastifyPluginAsync = async (fastify) => {
     wsHandler: (socket, request) => {
       // The request lives as long as the socket (@fastify/websocket keeps it), and so does its id.
       compactString(request.id)
-      fastify.sessions.accept(socket, { log: request.log, remoteAddress: request.ip })
+      fastify.sessions.accept(socket, { log: request.log, remoteAddress: request.ip, transport: request.raw.socket })
     }
   })
 }

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { acceptKey, closeCode, closeFrame, controlFrame, controlPayload, isValidKey, Opcode, parseHeader } from '../../lib/ws-frames.js'
+import { acceptKey, closeCode, closeFrame, controlFrame, controlPayload, isValidKey, Opcode, parseHeader, unmaskedFrameStart } from '../../lib/ws-frames.js'
 
 test('frame headers: 7-, 16- and 64-bit lengths, masks, and incomplete headers', async (t) => {
   t.match(parseHeader(Buffer.from([0x81, 0x05]), 0), { fin: true, opcode: 1, masked: false, headerLength: 2, payloadLength: 5 })
@@ -45,4 +45,16 @@ test('a long close reason is cut at a character boundary', async (t) => {
   const reason = controlPayload(close, header).subarray(2)
   t.equal(reason.length, 122, 'an even number of bytes: no half character')
   t.equal(reason.toString(), 'é'.repeat(61))
+})
+
+test('the start of an unmasked frame: the shortest length form at each boundary, then the lead bytes', async (t) => {
+  const lead = Buffer.from([1, 2, 3])
+  for (const [length, headerLength] of [[3, 2], [125, 2], [126, 4], [0xffff, 4], [0x10000, 10], [2 ** 32 + 5, 10], [Number.MAX_SAFE_INTEGER, 10]]) {
+    const start = unmaskedFrameStart(Opcode.BINARY, lead, length)
+    t.equal(start.length, headerLength + lead.length, `${length}: ${headerLength}-byte header`)
+    t.match(parseHeader(start, 0), { fin: true, rsv: 0, opcode: Opcode.BINARY, masked: false, headerLength, payloadLength: length }, `${length} reads back`)
+    t.same(start.subarray(headerLength), lead, `${length}: the lead follows the header`)
+  }
+  t.same([...unmaskedFrameStart(Opcode.TEXT, Buffer.alloc(0), 126)], [0x81, 126, 0, 126], 'the 16-bit length is big-endian')
+  t.same([...unmaskedFrameStart(Opcode.BINARY, Buffer.alloc(0), 2 ** 32 + 5)], [0x82, 127, 0, 0, 0, 1, 0, 0, 0, 5], 'so is the 64-bit one')
 })

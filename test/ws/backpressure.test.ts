@@ -15,62 +15,65 @@ function pattern (offset: number, length: number): Buffer {
   return b
 }
 
-test('a fast TCP source and a client that does not read: the source is backpressured, the gateway holds a bounded amount', async (t) => {
-  let written = 0
-  const control = { stopped: false }
-  let source: Socket | undefined
-  const hash = createHash('sha256')
-  const tcp = await startTcpServer(t, (socket) => {
-    source = socket
-    const pump = (): void => {
-      while (!control.stopped && written < CAP) {
-        const chunk = pattern(written, 64 * 1024)
-        hash.update(chunk)
-        written += chunk.length
-        if (!socket.write(chunk)) { socket.once('drain', pump); return }
+// Binary frames are written onto the client's socket beside ws (Session#sendBinaryStreamData): the same bounds hold.
+for (const binary of [false, true]) {
+  test(`a fast TCP source and a client that does not read: the source is backpressured, the gateway holds a bounded amount${binary ? ' (binary frames)' : ''}`, async (t) => {
+    let written = 0
+    const control = { stopped: false }
+    let source: Socket | undefined
+    const hash = createHash('sha256')
+    const tcp = await startTcpServer(t, (socket) => {
+      source = socket
+      const pump = (): void => {
+        while (!control.stopped && written < CAP) {
+          const chunk = pattern(written, 64 * 1024)
+          hash.update(chunk)
+          written += chunk.length
+          if (!socket.write(chunk)) { socket.once('drain', pump); return }
+        }
+        socket.end()
       }
-      socket.end()
+      pump()
+    })
+    const gw = await startGateway(t, { tcp_allow: [tcp.target] })
+    const c = await session(gw)
+    c.socket.pause()
+    c.openStream('fast', 'tcp', tcp.target, binary)
+    await waitFor(() => gw.app.sessions.list().length === 1 && gw.app.sessions.list()[0].streamCount === 1, 'the stream')
+    const s = gw.app.sessions.list()[0]
+
+    // The state where the gateway stopped reading the upstream and the source cannot write.
+    await waitFor(() => s.stats().upstreamsPaused && source?.writableNeedDrain === true, 'the source to be backpressured', 30_000)
+    t.ok(written < CAP, `the source got stuck after ${written} bytes`)
+    const stats = s.stats()
+    t.ok(stats.peakBufferedAmount < OUTBOUND_BOUND, `the client socket never held more than ${stats.peakBufferedAmount} bytes`)
+    t.ok(stats.bufferedAmount >= 512 * 1024, 'it is full, which is why the upstream is paused')
+    t.ok(stats.heldBytes < 64 * 1024, 'nothing else piles up')
+
+    // The source stops; the client reads everything, in order.
+    control.stopped = true
+    c.socket.resume()
+    let received = 0
+    const others: unknown[] = []
+    const got = createHash('sha256')
+    for (;;) {
+      const f = await c.frame()
+      if (f.type === 'stream_close') {
+        t.same(f, { type: 'stream_close', stream_id: 'fast', reason: 'upstream_closed' })
+        break
+      }
+      if (f.type !== 'stream_data') { others.push(f); continue }
+      const bytes = Buffer.from(f.data, 'base64')
+      got.update(bytes)
+      received += bytes.length
     }
-    pump()
+    t.same(others, [], 'only stream_data before the close')
+    t.equal(received, written)
+    t.equal(got.digest('hex'), hash.digest('hex'), 'every byte, in order')
+    t.ok(s.stats().peakBufferedAmount < OUTBOUND_BOUND, 'still bounded after the catch-up')
+    c.close()
   })
-  const gw = await startGateway(t, { tcp_allow: [tcp.target] })
-  const c = await session(gw)
-  c.socket.pause()
-  c.openStream('fast', 'tcp', tcp.target)
-  await waitFor(() => gw.app.sessions.list().length === 1 && gw.app.sessions.list()[0].streamCount === 1, 'the stream')
-  const s = gw.app.sessions.list()[0]
-
-  // The state where the gateway stopped reading the upstream and the source cannot write.
-  await waitFor(() => s.stats().upstreamsPaused && source?.writableNeedDrain === true, 'the source to be backpressured', 30_000)
-  t.ok(written < CAP, `the source got stuck after ${written} bytes`)
-  const stats = s.stats()
-  t.ok(stats.peakBufferedAmount < OUTBOUND_BOUND, `the client socket never held more than ${stats.peakBufferedAmount} bytes`)
-  t.ok(stats.bufferedAmount >= 512 * 1024, 'it is full, which is why the upstream is paused')
-  t.ok(stats.heldBytes < 64 * 1024, 'nothing else piles up')
-
-  // The source stops; the client reads everything, in order.
-  control.stopped = true
-  c.socket.resume()
-  let received = 0
-  const others: unknown[] = []
-  const got = createHash('sha256')
-  for (;;) {
-    const f = await c.frame()
-    if (f.type === 'stream_close') {
-      t.same(f, { type: 'stream_close', stream_id: 'fast', reason: 'upstream_closed' })
-      break
-    }
-    if (f.type !== 'stream_data') { others.push(f); continue }
-    const bytes = Buffer.from(f.data, 'base64')
-    got.update(bytes)
-    received += bytes.length
-  }
-  t.same(others, [], 'only stream_data before the close')
-  t.equal(received, written)
-  t.equal(got.digest('hex'), hash.digest('hex'), 'every byte, in order')
-  t.ok(s.stats().peakBufferedAmount < OUTBOUND_BOUND, 'still bounded after the catch-up')
-  c.close()
-})
+}
 
 test('a client that writes faster than a TCP upstream reads: the gateway stops reading the client', async (t) => {
   let upstream: Socket | undefined

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { test } from 'tap'
 import type { UpstreamEvents } from '../../lib/upstreams/types.js'
 import { binaryFrame, session, startGateway, startTcpServer, waitFor, WsClient, type Frame } from './helpers.js'
@@ -206,6 +207,29 @@ test('binary: true needs an id that has a UTF-8 form', async (t) => {
   c.write('\ud800', 'json works')
   t.strictSame(await c.expect('stream_data'), { type: 'stream_data', stream_id: '\ud800', data: Buffer.from('json works').toString('base64') }, 'as a JSON stream it works')
   t.equal(gw.app.sessions.stats().streams, 1)
+  c.close()
+})
+
+test('binary stream_data written onto the socket: each length form of the frame header, in order with the frames ws sends', async (t) => {
+  const gw = await startGateway(t)
+  const c = await session(gw)
+  c.openStream(1, 'echo', undefined, true) // a 10-byte head
+  c.openStream('s', 'echo', undefined, true) // a 4-byte head
+  c.openStream('j', 'echo') // answered in JSON text messages, which ws frames
+  await c.sync()
+  // Messages (head and payload) of 125 and 126 bytes (the 7- and 16-bit length forms), 65535 and
+  // 65536 (the 16- and 64-bit forms), and about a megabyte (under max_frame_bytes for the way in).
+  const cases: Array<[number | string, number]> = [[1, 115], [1, 116], ['s', 121], ['s', 122], [1, 65525], [1, 65526], ['s', 65532], [1, 1_000_000]]
+  for (const [id, size] of cases) {
+    const payload = randomBytes(size)
+    c.writeBinary(id, payload)
+    c.write('j', `after ${size}`)
+    const f = await c.frame()
+    t.ok(f.type === 'stream_data' && f.stream_id === id && f.binary === true && f.data === payload.toString('base64'), `${size} bytes on stream ${id}, whole, as one binary message`)
+    t.strictSame(await c.frame(), { type: 'stream_data', stream_id: 'j', data: Buffer.from(`after ${size}`).toString('base64') }, 'then the JSON frame ws sent after it')
+  }
+  const stats = gw.app.sessions.list()[0].stats()
+  t.equal(stats.bytesOut, cases.reduce((n, [, size]) => n + size + `after ${size}`.length, 0), 'payload bytes counted')
   c.close()
 })
 

@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process'
+import * as http from 'node:http'
+import { createRequire } from 'node:module'
 import { cpus, loadavg, release, totalmem, type as osType } from 'node:os'
 import type { MachineInfo } from './types.js'
 
@@ -43,6 +45,28 @@ export function gitCommit (cwd?: string): { commit: string, dirty: boolean } {
   return { commit, dirty }
 }
 
+/**
+ * How `ws` masks and unmasks payloads, decided the way ws/lib/buffer-util.js decides it: Node's
+ * own functions if it has them, else bufferutil's C code (an optional dependency, prebuilt for
+ * common platforms) unless WS_NO_BUFFER_UTIL is set, else JavaScript. Every process of the run
+ * shares the environment and node_modules, so this holds for the gateway, the bare app, the
+ * raw echo server and the load clients alike.
+ */
+export function wsMasking (): string {
+  if ('websocketMask' in http) return 'Node\'s own (http.websocketMask)'
+  if (process.env.WS_NO_BUFFER_UTIL !== undefined && process.env.WS_NO_BUFFER_UTIL !== '') return 'JavaScript (WS_NO_BUFFER_UTIL is set)'
+  const require = createRequire(import.meta.url)
+  let version: string
+  try {
+    version = (require('bufferutil/package.json') as { version: string }).version
+  } catch {
+    return 'JavaScript (bufferutil is not installed)'
+  }
+  // bufferutil falls back to JavaScript itself when its native code does not load.
+  const util = require('bufferutil') as { mask: unknown }
+  return String(util.mask).includes('[native code]') ? `bufferutil ${version} (C)` : `JavaScript (bufferutil ${version} without its native code)`
+}
+
 export function machineInfo (versions: { nginx?: string, wrk?: string }): MachineInfo {
   const list = cpus()
   const { commit, dirty } = gitCommit()
@@ -56,6 +80,7 @@ export function machineInfo (versions: { nginx?: string, wrk?: string }): Machin
     dirty,
     nginx: versions.nginx,
     wrk: versions.wrk,
+    wsMasking: wsMasking(),
     loadavgAtStart: loadavg().map(n => Math.round(n * 100) / 100)
   }
 }

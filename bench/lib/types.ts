@@ -122,6 +122,8 @@ export interface MachineInfo {
   dirty: boolean
   nginx?: string
   wrk?: string
+  /** How `ws` masks and unmasks payloads in the bench's processes (bench/lib/system.ts wsMasking); absent in older results. */
+  wsMasking?: string
   loadavgAtStart: number[]
 }
 

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { changedPaths, gitCommit } from '../../bench/lib/system.js'
+import { changedPaths, gitCommit, wsMasking } from '../../bench/lib/system.js'
 
 /** A scratch repository, untouched by the caller's git environment (a hook's GIT_DIR, say) and config. */
 function scratchRepo (t: Test): { dir: string, git: (...args: string[]) => string } {
@@ -56,4 +56,17 @@ test('changedPaths reads porcelain -z: both paths of a rename or copy', async (t
   t.same(changedPaths(' M lib/x.ts\0M  BENCHMARKS.md\0'), ['lib/x.ts', 'BENCHMARKS.md'])
   t.same(changedPaths('R  bench/results/y.ts\0lib/y.ts\0 M a b.ts\0'), ['bench/results/y.ts', 'lib/y.ts', 'a b.ts'])
   t.same(changedPaths('C  new.ts\0old.ts\0'), ['new.ts', 'old.ts'])
+})
+
+test('wsMasking: bufferutil\'s C code (prebuilt for this platform), and JavaScript when WS_NO_BUFFER_UTIL is set', async (t) => {
+  const saved = process.env.WS_NO_BUFFER_UTIL
+  t.teardown(() => {
+    if (saved === undefined) Reflect.deleteProperty(process.env, 'WS_NO_BUFFER_UTIL')
+    else process.env.WS_NO_BUFFER_UTIL = saved
+  })
+  Reflect.deleteProperty(process.env, 'WS_NO_BUFFER_UTIL')
+  if (process.platform === 'linux' && process.arch === 'x64') t.match(wsMasking(), /^bufferutil \d+\.\d+\.\d+ \(C\)$/)
+  else t.match(wsMasking(), /^(bufferutil .* \(C\)|JavaScript \(.+\))$/)
+  process.env.WS_NO_BUFFER_UTIL = '1'
+  t.equal(wsMasking(), 'JavaScript (WS_NO_BUFFER_UTIL is set)')
 })

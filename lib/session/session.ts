@@ -226,6 +226,7 @@ export class Session implements StreamOwner, Timed {
   private bytesOut = 0
   /** Made when the client first falls behind. */
   private onFlushed: (() => void) | undefined
+  /** Where binary `stream_data` is written directly (sendBinaryStreamData); undefined: through `ws`. */
   private readonly transport: Duplex | undefined
 
   constructor (private readonly socket: WebSocket, private readonly host: SessionHost, origin: SessionOrigin) {
@@ -234,7 +235,8 @@ export class Session implements StreamOwner, Timed {
     this.id = compactString(this.connection.id)
     this.connection.attach(new Session.Controls(this))
     this.log = origin.log
-    this.transport = origin.transport
+    // Extensions are settled by the handshake, which is over: decided once, not per message.
+    this.transport = socket.extensions === '' ? origin.transport : undefined
     ;(socket as SessionSocket)[kSession] = this
     socket.on('message', Session.onSocketMessage)
     socket.on('close', Session.onSocketClose)
@@ -622,13 +624,15 @@ export class Session implements StreamOwner, Timed {
    * and the stream's head in one small buffer, then the upstream's chunk as it came, in one
    * `writev`. Handing `ws` one message would first copy both into a new buffer per message:
    * 14% of the gateway's busy time with binary streams in the profile (BENCHMARKS.md). The
-   * frames stay in order with the ones `ws` writes because `ws` writes each frame as it is
-   * given, unless it has one to compress (no extension is negotiated: the gateway offers none)
-   * or a Blob to read (the gateway sends none).
+   * frames stay in order with the ones `ws` writes because `ws` writes each frame at once as it
+   * is given, unless it has one to compress (no extension is negotiated: the gateway offers none,
+   * and the constructor checks) or a Blob to read (the gateway sends none); and no frame is cut
+   * in two, because the gateway never sends a message in fragments through `ws` and nothing
+   * else writes to the socket.
    */
   private sendBinaryStreamData (head: Buffer, chunk: Buffer): void {
     const transport = this.transport
-    if (transport === undefined || this.socket.extensions !== '') {
+    if (transport === undefined) {
       this.sendStreamData(framing.binaryStreamDataFrame(head, chunk), true, chunk.length)
       return
     }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { test } from 'tap'
 import type { UpstreamEvents } from '../../lib/upstreams/types.js'
-import { binaryFrame, session, startGateway, startTcpServer, waitFor, WsClient, type Frame } from './helpers.js'
+import { binaryFrame, DEVICE, readBinaryFrame, session, startGateway, startTcpServer, waitFor, WsClient, type Frame } from './helpers.js'
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
 
@@ -217,6 +217,11 @@ test('binary stream_data written onto the socket: each length form of the frame 
   c.openStream('s', 'echo', undefined, true) // a 4-byte head
   c.openStream('j', 'echo') // answered in JSON text messages, which ws frames
   await c.sync()
+  const s = gw.app.sessions.list()[0]
+  const inside = s as unknown as { transport: unknown, socket: { _socket: unknown } }
+  t.ok(inside.transport !== undefined && inside.transport === inside.socket._socket, 'binary frames go to the very socket ws writes to')
+  const before = gw.app.connections.get(s.id)?.info()
+  let frameBytes = 0
   // Messages (head and payload) of 125 and 126 bytes (the 7- and 16-bit length forms), 65535 and
   // 65536 (the 16- and 64-bit forms), and about a megabyte (under max_frame_bytes for the way in).
   const cases: Array<[number | string, number]> = [[1, 115], [1, 116], ['s', 121], ['s', 122], [1, 65525], [1, 65526], ['s', 65532], [1, 1_000_000]]
@@ -226,11 +231,31 @@ test('binary stream_data written onto the socket: each length form of the frame 
     c.write('j', `after ${size}`)
     const f = await c.frame()
     t.ok(f.type === 'stream_data' && f.stream_id === id && f.binary === true && f.data === payload.toString('base64'), `${size} bytes on stream ${id}, whole, as one binary message`)
-    t.strictSame(await c.frame(), { type: 'stream_data', stream_id: 'j', data: Buffer.from(`after ${size}`).toString('base64') }, 'then the JSON frame ws sent after it')
+    const json = { type: 'stream_data', stream_id: 'j', data: Buffer.from(`after ${size}`).toString('base64') }
+    t.strictSame(await c.frame(), json, 'then the JSON frame ws sent after it')
+    frameBytes += binaryFrame(id, payload).length + JSON.stringify(json).length
   }
-  const stats = gw.app.sessions.list()[0].stats()
-  t.equal(stats.bytesOut, cases.reduce((n, [, size]) => n + size + `after ${size}`.length, 0), 'payload bytes counted')
+  t.equal(s.stats().bytesOut, cases.reduce((n, [, size]) => n + size + `after ${size}`.length, 0), 'payload bytes counted')
+  const after = gw.app.connections.get(s.id)?.info()
+  t.equal((after?.messages_out ?? 0) - (before?.messages_out ?? 0), 2 * cases.length, 'the registry counts each message once')
+  t.equal((after?.bytes_out ?? 0) - (before?.bytes_out ?? 0), frameBytes, 'and its whole size')
   c.close()
+})
+
+test('without the socket under the WebSocket (injectWS), binary stream_data goes through ws whole', async (t) => {
+  const gw = await startGateway(t)
+  const ws = await gw.app.injectWS('/ws')
+  const messages: Array<{ data: Buffer, isBinary: boolean }> = []
+  ws.on('message', (data, isBinary) => { messages.push({ data: data as Buffer, isBinary }) })
+  ws.send(JSON.stringify({ type: 'hello', device_id: DEVICE.device_id, token: DEVICE.token }))
+  await waitFor(() => messages.length > 0, 'the auth_result')
+  t.match(JSON.parse(messages[0].data.toString()), { type: 'auth_result', allowed: true })
+  t.equal((gw.app.sessions.list()[0] as unknown as { transport: unknown }).transport, undefined, 'no socket to write to')
+  ws.send(JSON.stringify({ type: 'stream_open', stream_id: 1, upstream: 'echo', binary: true }))
+  ws.send(binaryFrame(1, ALL_BYTES))
+  await waitFor(() => messages.some(m => m.isBinary), 'the echo')
+  t.strictSame(readBinaryFrame(messages.find(m => m.isBinary)?.data ?? Buffer.alloc(0)), { streamId: 1, payload: ALL_BYTES })
+  ws.terminate()
 })
 
 test('after binary streams and their clients leave, nothing of them remains', async (t) => {

@@ -80,7 +80,6 @@ export function machineInfo (versions: { nginx?: string, wrk?: string }): Machin
     dirty,
     nginx: versions.nginx,
     wrk: versions.wrk,
-    wsMasking: wsMasking(),
     loadavgAtStart: loadavg().map(n => Math.round(n * 100) / 100)
   }
 }

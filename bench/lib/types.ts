@@ -98,6 +98,8 @@ export interface ScenarioResult {
   commit: string
   /** The Node version every process of the scenario ran on (absent in results written before it was recorded). */
   node?: string
+  /** How `ws` masked and unmasked payloads in every process of the scenario (bench/lib/system.ts wsMasking); absent in older results. */
+  wsMasking?: string
   seconds: number
   options: Partial<BenchOptions>
   /** One row per (case, target): the median over rounds. */
@@ -122,8 +124,6 @@ export interface MachineInfo {
   dirty: boolean
   nginx?: string
   wrk?: string
-  /** How `ws` masks and unmasks payloads in the bench's processes (bench/lib/system.ts wsMasking); absent in older results. */
-  wsMasking?: string
   loadavgAtStart: number[]
 }
 

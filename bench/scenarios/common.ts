@@ -4,7 +4,7 @@ import WebSocket from 'ws'
 import { Child } from '../lib/proc.js'
 import { buildNativeRelay } from '../lib/native.js'
 import { Nginx } from '../lib/nginx.js'
-import { gitCommit } from '../lib/system.js'
+import { gitCommit, wsMasking } from '../lib/system.js'
 import type { Context, Row, ScenarioName, ScenarioResult } from '../lib/types.js'
 
 export const DEVICE = { device_id: 'bench', token: 'bench-token', user_id: 'u' }
@@ -32,6 +32,8 @@ export function newScenario (name: ScenarioName, ctx: Context): ScenarioResult {
     commit: gitCommit().commit,
     // Every process of the scenario runs on the runner's Node (children are spawned with process.execPath).
     node: process.version,
+    // Children share the runner's environment and node_modules, so they mask as it would.
+    wsMasking: wsMasking(),
     seconds: 0,
     options: { durationS: ctx.opts.durationS, warmupS: ctx.opts.warmupS, rounds: ctx.opts.rounds },
     rows: [],

@@ -1,6 +1,7 @@
 import { test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -8,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import { request, Agent } from 'undici'
 import { startHttpUpstream, startWsUpstream, TestClient } from './helper.js'
+import { DEVICE, WsClient } from './ws/helpers.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const serverJs = join(root, 'server.js')
@@ -95,7 +97,7 @@ test('graceful shutdown: in-flight requests finish, WebSocket clients get 1001',
   t.match(srv.output(), /"msg":"shutting down"/)
 })
 
-test('TLS: HTTPS and WSS on the same port, text logs', async (t) => {
+test('TLS: HTTPS and WSS on the same port, /ws binary streams over it, text logs', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gw-tls-'))
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
@@ -103,7 +105,8 @@ test('TLS: HTTPS and WSS on the same port, text logs', async (t) => {
   const ws = await startWsUpstream(t)
   const { writeFileSync } = await import('node:fs')
   const file = join(dir, 'config.yaml')
-  writeFileSync(file, `routes:\n  - prefix: /live\n    upstream: ${ws.url}\n    websocket: true\n    auth: none\n`)
+  const device = `devices:\n  - device_id: ${DEVICE.device_id}\n    token: ${DEVICE.token}\n    user_id: ${DEVICE.user_id}\n    subscription_status: active\n`
+  writeFileSync(file, `routes:\n  - prefix: /live\n    upstream: ${ws.url}\n    websocket: true\n    auth: none\n${device}`)
   const srv = await startServer(t, { GATEWAY_CONFIG: file, GATEWAY_TLS_CERT_PATH: cert, GATEWAY_TLS_KEY_PATH: key, GATEWAY_LOG_FORMAT: 'text' })
   t.match(srv.url, /^https:/)
   const dispatcher = new Agent({ connect: { rejectUnauthorized: false } })
@@ -118,6 +121,20 @@ test('TLS: HTTPS and WSS on the same port, text logs', async (t) => {
   t.equal(ws.requests[0].headers['x-forwarded-proto'], 'https')
   client.close()
   await client.closed
+
+  // Binary stream_data is written onto the TLS socket beside ws (Session#sendBinaryStreamData).
+  const session = await WsClient.connect(`${srv.url.replace('https', 'wss')}/ws`, { rejectUnauthorized: false })
+  t.match(await session.hello(), { type: 'auth_result', allowed: true })
+  session.openStream(1, 'echo', undefined, true)
+  await session.sync()
+  const payload = randomBytes(200_000)
+  for (let i = 0; i < payload.length; i += 50_000) session.writeBinary(1, payload.subarray(i, i + 50_000))
+  session.send({ type: 'ping', marker: 'after' })
+  const { bytes, others } = await session.read(1, payload.length)
+  t.ok(bytes.equals(payload), 'every byte back, in order, over wss')
+  t.ok(others.every(f => f.type === 'pong' && f.marker === 'after'), 'nothing else on the way')
+  session.close()
+  await session.closed
   t.notMatch(srv.output(), /^\{"level"/m, 'text logs are not JSON')
   srv.proc.kill('SIGTERM')
   t.equal(await srv.exited, 0)

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { test } from 'tap'
+import { CloseCode } from '../../lib/errors.js'
 import type { UpstreamEvents } from '../../lib/upstreams/types.js'
 import { binaryFrame, DEVICE, readBinaryFrame, session, startGateway, startTcpServer, waitFor, WsClient, type Frame } from './helpers.js'
 
@@ -240,6 +241,33 @@ test('binary stream_data written onto the socket: each length form of the frame 
   t.equal((after?.messages_out ?? 0) - (before?.messages_out ?? 0), 2 * cases.length, 'the registry counts each message once')
   t.equal((after?.bytes_out ?? 0) - (before?.bytes_out ?? 0), frameBytes, 'and its whole size')
   c.close()
+})
+
+test('binary frames written onto the socket all arrive, whole, before the close frame of a stop', async (t) => {
+  const gw = await startGateway(t)
+  const c = await session(gw)
+  c.openStream(1, 'echo', undefined, true)
+  await c.sync()
+  const s = gw.app.sessions.list()[0]
+  const payload = randomBytes(64 * 1024)
+  for (let i = 0; i < 32; i++) c.writeBinary(1, payload)
+  // Stopped while echoes are still on their way out, some of them queued in the socket.
+  await waitFor(() => s.stats().bytesOut >= 4 * payload.length, 'echoes going out')
+  const sentBeforeStop = s.stats().bytesOut
+  gw.app.connections.stop(s.id, CloseCode.POLICY_VIOLATION, 'stopped_by_admin')
+  t.equal(s.stats().bytesOut, sentBeforeStop, 'nothing is sent after the stop')
+  // ws hands over every message before its close event: once closed, all of them are queued.
+  t.same(await c.closed, { code: CloseCode.POLICY_VIOLATION, reason: 'stopped_by_admin' }, 'the close frame, read as one')
+  let received = 0
+  let whole = 0
+  while (c.queued > 0) {
+    const f = await c.frame()
+    const bytes = Buffer.from(f.data ?? '', 'base64')
+    if (f.type === 'stream_data' && bytes.equals(payload)) whole++
+    received += bytes.length
+  }
+  t.equal(whole * payload.length, received, 'only whole echoes came before it')
+  t.equal(received, sentBeforeStop, 'every echo sent before the stop')
 })
 
 test('without the socket under the WebSocket (injectWS), binary stream_data goes through ws whole', async (t) => {

@@ -534,16 +534,11 @@ export class Session implements StreamOwner, Timed {
 
   upstreamData (stream: Stream, chunk: Buffer): void {
     if (this.streams?.get(stream.id) !== stream) return
-    if (stream.binary) {
-      const head = stream.dataHead ??= framing.binaryStreamDataHead(stream.id)
-      if (this.state !== 'paused') return this.sendBinaryStreamData(head, chunk)
-      const frame = framing.binaryStreamDataFrame(head, chunk)
-      this.hold({ inbound: false, frame, binary: true, size: frame.length, bytes: chunk.length })
-      return
-    }
-    const frame = framing.streamDataFrame(stream.dataHead ??= framing.streamDataHead(stream.id), chunk)
-    if (this.state === 'paused') {
-      this.hold({ inbound: false, frame, binary: false, size: frame.length, bytes: chunk.length })
+    const paused = this.state === 'paused'
+    if (stream.binary && !paused) return this.sendBinaryStreamData(stream.dataHead, chunk)
+    const frame = stream.binary ? framing.binaryStreamDataFrame(stream.dataHead, chunk) : framing.streamDataFrame(stream.dataHead, chunk)
+    if (paused) {
+      this.hold({ inbound: false, frame, binary: stream.binary, size: frame.length, bytes: chunk.length })
       return
     }
     this.sendStreamData(frame, false, chunk.length)

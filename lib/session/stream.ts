@@ -1,4 +1,5 @@
 import type { StreamId } from '../../schemas/frames.js'
+import { binaryStreamDataHead, streamDataHead } from './framing.js'
 import type { UpstreamConnection, UpstreamEvents } from '../upstreams/types.js'
 
 export type StreamState = 'opening' | 'open' | 'closed'
@@ -28,8 +29,7 @@ export type WriteResult = 'taken' | 'blocked' | 'overflow'
  * ready wait here, in order, up to `bufferLimit` bytes.
  */
 export class Stream {
-  /** The start of this stream's `stream_data` frames to the client (framing.streamDataHead or binaryStreamDataHead), made once. */
-  dataHead: Buffer | undefined
+  private head: Buffer | undefined
   private current: StreamState = 'opening'
   private connection: UpstreamConnection | undefined
   private readonly pending: Buffer[] = []
@@ -44,6 +44,11 @@ export class Stream {
     /** The client asked for the upstream's bytes as binary messages (`stream_open` `binary: true`). */
     readonly binary = false
   ) {}
+
+  /** The start of this stream's `stream_data` frames to the client, JSON or binary as it was opened; made once. */
+  get dataHead (): Buffer {
+    return (this.head ??= this.binary ? binaryStreamDataHead(this.id) : streamDataHead(this.id))
+  }
 
   get state (): StreamState {
     return this.current

@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
-import { binaryStreamDataFrame, binaryStreamDataHead } from '../../lib/session/framing.js'
+import { BINARY_ID_INTEGER, BINARY_STREAM_DATA, binaryStreamDataFrame, binaryStreamDataHead } from '../../lib/session/framing.js'
 import * as ipc from '../lib/ipc.js'
 
 export interface StreamsOptions {
@@ -82,14 +82,15 @@ if (opts.mode === 'raw') {
   let onFrame: (data: Buffer, isBinary: boolean) => void
   if (opts.mode === 'binary') {
     // Integer ids: [0x01][0x00][id, 8 bytes big-endian] then the payload (docs/protocol.md).
-    const HEAD = 10
-    const frames = Array.from({ length: opts.streams }, (_, id) => binaryStreamDataFrame(binaryStreamDataHead(id), payload))
+    const heads = Array.from({ length: opts.streams }, (_, id) => binaryStreamDataHead(id))
+    const HEAD = heads[0].length
+    const frames = heads.map(head => binaryStreamDataFrame(head, payload))
     sendChunk = (id) => {
       socket.send(frames[id], { binary: true })
       outstanding[id] += opts.chunk
     }
     onFrame = (data, isBinary) => {
-      if (isBinary && data.length >= HEAD && data[0] === 0x01 && data[1] === 0x00) {
+      if (isBinary && data.length >= HEAD && data[0] === BINARY_STREAM_DATA && data[1] === BINARY_ID_INTEGER) {
         const id = data.readUInt32BE(6)
         if (!checked[id]) check(id, data.subarray(HEAD))
         echoed(id, data.length - HEAD)

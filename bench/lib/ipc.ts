@@ -10,7 +10,7 @@ import { CHANNEL_ENV, readJsonLines, writeJsonLine } from './json-lines.js'
  * (`process.send`, `stdio: 'ipc'`). In the gateway's process on Node 24, started with an IPC
  * channel, the object literal inside `process.nextTick` goes megamorphic during start-up, and
  * each later call takes V8's runtime path (about 5,000 instructions more per call); started
- * without one, it does not (the README's Performance section has how that was found). Callgrind
+ * without one, it does not (docs/performance.md has how that was found). Callgrind
  * counted it as a fifth of the gateway's work per proxied request (about 10 `nextTick`s a
  * request), so a gateway measured with an IPC channel is not the gateway `npm start` runs.
  */

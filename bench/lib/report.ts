@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { ProfileSummary } from './profile.js'
 import { evaluateTargets, NOT_VALID, pairedRatios, type TargetResult } from './targets.js'
 import { median } from '../scenarios/common.js'
-import type { Results, Row, ScenarioName, ScenarioResult } from './types.js'
+import type { IdleStep, Results, Row, ScenarioName, ScenarioResult } from './types.js'
 
 /** What the last --profile run of a scenario found, as saved by the runner. */
 export interface SavedProfile extends ProfileSummary {
@@ -94,6 +94,11 @@ function instructionsTable (s: ScenarioResult): string {
   return table(['Case', 'Target', 'main thread outside GC (median window)', 'this ÷ gateway', 'main thread in GC (mean)', 'all threads (mean)', 'main thread, window by window', 'errors'], out)
 }
 
+/** `1–4,872: 9.61 KiB (heap 6.93)` per step. */
+export function idleSteps (steps: IdleStep[]): string {
+  return steps.map(s => `${fmt(s.total - s.sessions + 1)}–${fmt(s.total)}: ${(s.rssPerSession / 1024).toFixed(2)} KiB (heap ${(s.heapPerSession / 1024).toFixed(2)})`).join('; ')
+}
+
 function idleTable (s: ScenarioResult): string {
   const i = s.idle
   if (i === undefined) return '_not measured_'
@@ -104,6 +109,7 @@ function idleTable (s: ScenarioResult): string {
     ['Gateway RSS per connection before its hello', `${(i.rssPerConnectionBeforeHello / 1024).toFixed(2)} KiB`],
     ['Gateway RSS: baseline → upgraded → authenticated', `${mib(i.baseline.vmRss)} → ${mib(i.connected.vmRss)} → ${mib(i.authed.vmRss)}`],
     ['Gateway heap used: baseline → authenticated', `${mib(i.baseline.heapUsed)} → ${mib(i.authed.heapUsed)}`],
+    ...(i.steps === undefined ? [] : [['Gateway RSS (heap) per session, step by step: the sessions of each step, what they added', idleSteps(i.steps)]]),
     ['WebSocket upgrades per second (TCP connect + upgrade, 256 at a time)', `${fmt(i.upgradesPerSec)} (gateway CPU ${fmt(i.cpuUsPerUpgrade)} µs per upgrade)`],
     ['Hello handshakes per second (hello → auth_result, embedded device list, 1000 at a time)', `${fmt(i.hellosPerSec)} (gateway CPU ${fmt(i.cpuUsPerHello)} µs per hello)`],
     ['Layout', `${i.loadProcesses} load process(es), ${i.sourceAddresses} source address(es) 127.0.0.2+; gateway open-files limit ${fmt(i.gatewayOpenFiles)}`]

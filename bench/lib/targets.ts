@@ -1,5 +1,5 @@
 import { find, median } from '../scenarios/common.js'
-import type { Results, Row, ScenarioName, ScenarioResult } from './types.js'
+import type { IdleStep, Results, Row, ScenarioName, ScenarioResult } from './types.js'
 
 export interface TargetResult {
   id: string
@@ -18,6 +18,12 @@ export interface TargetResult {
 }
 
 const RSS_LIMIT = 12 * 1024
+
+/** What each step of sessions added per session (bench/scenarios/idle.ts), for a run that could not reach 50,000. */
+function stepsNote (steps: IdleStep[] | undefined): string {
+  if (steps === undefined || steps.length < 2) return ''
+  return `; RSS added per session by step of ${steps[0].sessions.toLocaleString('en-US')}: ${steps.map(s => (s.rssPerSession / 1024).toFixed(2)).join(', ')} KiB`
+}
 
 /** A ratio; with three decimals when two would round onto the threshold. */
 function x (n: number, min?: number): string {
@@ -252,7 +258,7 @@ export function evaluateTargets (results: Results): TargetResult[] {
         measured: idle.rssPerSession,
         display: `${(idle.rssPerSession / 1024).toFixed(2)} KiB at ${at}`,
         pass,
-        detail: `heap ${(idle.heapPerSession / 1024).toFixed(2)} KiB/session${idle.authenticated < 50_000 ? `; measured at ${at} sessions, not 50,000 (${idle.capNote ?? 'fewer sessions came up'})` : ''}`,
+        detail: `heap ${(idle.heapPerSession / 1024).toFixed(2)} KiB/session${idle.authenticated < 50_000 ? `; measured at ${at} sessions, not 50,000 (${idle.capNote ?? 'fewer sessions came up'})${stepsNote(idle.steps)}` : ''}`,
         limits: pass
           ? undefined
           : `The JS heap holds ${(idle.heapPerSession / 1024).toFixed(2)} KiB per session (${(heapShare * 100).toFixed(0)}% of the RSS growth); the rest is outside the heap (socket and ws buffers, malloc). Before its hello a connection already costs ${(idle.rssPerConnectionBeforeHello / 1024).toFixed(2)} KiB RSS.`

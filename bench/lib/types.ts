@@ -81,6 +81,20 @@ export interface IdleResult {
   rssPerSession: number
   heapPerSession: number
   rssPerConnectionBeforeHello: number
+  /**
+   * The sessions were opened in steps (one load process each, upgrades then hellos): what each
+   * step's sessions added to the gateway's RSS and heap, per session. Flat across steps means
+   * the per-session figure does not grow with the count. Absent in results written before.
+   */
+  steps?: IdleStep[]
+}
+
+export interface IdleStep {
+  /** Sessions this step authenticated, and all authenticated by the end of it. */
+  sessions: number
+  total: number
+  rssPerSession: number
+  heapPerSession: number
 }
 
 export interface MemSample {

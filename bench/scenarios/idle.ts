@@ -1,5 +1,5 @@
 import { Child, cpuSeconds, openFilesLimit, sleep } from '../lib/proc.js'
-import type { Context, MemSample, ScenarioResult } from '../lib/types.js'
+import type { Context, IdleStep, MemSample, ScenarioResult } from '../lib/types.js'
 import type { IdleOptions } from '../load/idle.js'
 import { DEVICE, Stack, newScenario, probeWs, startGateway, startUpstream } from './common.js'
 
@@ -9,6 +9,11 @@ export const IDLE_TARGET_SESSIONS = 50_000
 const PER_ADDRESS = 1_000
 /** File descriptors a process keeps for itself besides its sockets. */
 const FD_MARGIN = 512
+/**
+ * Sessions are opened in at least this many steps, memory measured after each, to show whether
+ * a session costs more as the count grows (the target's 50,000 may be out of reach of the box).
+ */
+const MIN_STEPS = 4
 
 async function memory (gateway: Child): Promise<MemSample> {
   const m = await gateway.request({ type: 'mem' }, 'mem', 60_000)
@@ -29,6 +34,43 @@ async function phase (loads: Child[], command: string, reply: string, timeoutMs:
   return await Promise.all(loads.map(async l => await l.next(reply, timeoutMs) as unknown as PhaseReport))
 }
 
+interface Stepped { reports: PhaseReport[], memory: MemSample[], seconds: number, cpu: number }
+
+/** One phase, one load process after the other, with the gateway's memory after each (once it has settled for `settleMs`). */
+async function stepped (gateway: Child, loads: Child[], command: string, reply: string, settleMs: number, phaseTimeoutMs: number): Promise<Stepped> {
+  const out: Stepped = { reports: [], memory: [], seconds: 0, cpu: 0 }
+  for (const load of loads) {
+    const cpu = cpuSeconds(gateway.pid)
+    const [report] = await phase([load], command, reply, phaseTimeoutMs + 30_000)
+    out.cpu += cpuSeconds(gateway.pid) - cpu
+    out.seconds += report.seconds
+    out.reports.push(report)
+    await sleep(settleMs)
+    out.memory.push(await memory(gateway))
+  }
+  return out
+}
+
+/** What step k's sessions added: its connections (upgrade pass) plus its hellos (hello pass), per session. */
+export function stepCosts (baseline: MemSample, connected: MemSample[], authed: MemSample[], hellos: Array<{ ok: number }>): IdleStep[] {
+  const steps: IdleStep[] = []
+  let total = 0
+  for (let k = 0; k < hellos.length; k++) {
+    const sessions = hellos[k].ok
+    total += sessions
+    const beforeConnect = k === 0 ? baseline : connected[k - 1]
+    const beforeHello = k === 0 ? connected[connected.length - 1] : authed[k - 1]
+    const added = (field: 'vmRss' | 'heapUsed'): number => connected[k][field] - beforeConnect[field] + authed[k][field] - beforeHello[field]
+    steps.push({
+      sessions,
+      total,
+      rssPerSession: sessions > 0 ? added('vmRss') / sessions : NaN,
+      heapPerSession: sessions > 0 ? added('heapUsed') / sessions : NaN
+    })
+  }
+  return steps
+}
+
 export async function runIdle (ctx: Context): Promise<ScenarioResult> {
   const result = newScenario('idle', ctx)
   const stack = new Stack()
@@ -44,16 +86,16 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
       return result
     }
 
-    const startLoad = async (count: number, first: number, share = 1): Promise<Child> => {
+    // One load process at a time opens its connections or says its hellos, so each has the whole window.
+    const startLoad = async (count: number, first: number): Promise<Child> => {
       const addresses = Array.from({ length: Math.max(1, Math.ceil(count / PER_ADDRESS)) }, (_, i) => `127.0.0.${2 + first + i}`)
       const options: IdleOptions = {
         url: wsUrl,
         count,
         addresses,
         perAddress: PER_ADDRESS,
-        // The windows are for all load processes together.
-        connectWindow: Math.max(8, Math.floor(256 / share)),
-        helloWindow: Math.max(8, Math.floor(1000 / share)),
+        connectWindow: 256,
+        helloWindow: 1000,
         deviceId: DEVICE.device_id,
         token: DEVICE.token,
         phaseTimeoutMs
@@ -80,37 +122,36 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
       ? `the gateway's open-files limit is ${gatewayOpenFiles} (the hard limit here; \`ulimit -n 200000\` is refused without CAP_SYS_RESOURCE), so ${cap} sessions were tried instead of ${requested}`
       : undefined
     const perProcess = Math.max(1, loadLimit - FD_MARGIN)
-    const processes = Math.ceil(cap / perProcess)
+    const perStep = Math.min(perProcess, Math.ceil(cap / MIN_STEPS))
     const loads: Child[] = []
     let address = 0
-    for (let i = 0; i < processes; i++) {
-      const count = Math.min(perProcess, cap - i * perProcess)
-      loads.push(await startLoad(count, address, processes))
+    for (let opened = 0; opened < cap; opened += perStep) {
+      const count = Math.min(perStep, cap - opened)
+      loads.push(await startLoad(count, address))
       address += Math.ceil(count / PER_ADDRESS)
     }
+    const processes = loads.length
 
     const baseline = await memory(gw.child)
     ctx.log(`  idle: ${cap} sessions (${processes} load process${processes > 1 ? 'es' : ''}, ${address} source addresses); baseline RSS ${(baseline.vmRss / 1048576).toFixed(1)} MiB`)
 
-    const cpu0 = cpuSeconds(gw.child.pid)
-    const upgraded = await phase(loads, 'upgrade', 'upgraded', phaseTimeoutMs + 30_000)
-    const upgradeCpu = cpuSeconds(gw.child.pid) - cpu0
+    // All connections first, step by step, then all hellos, so that the connections' own cost
+    // (before any hello) stays measurable; the gateway's CPU is counted over the phases only.
+    const upgrade = await stepped(gw.child, loads, 'upgrade', 'upgraded', 1_000, phaseTimeoutMs)
+    const upgraded = upgrade.reports
     const nUpgraded = upgraded.reduce((n, r) => n + r.ok, 0)
-    const upgradesPerSec = nUpgraded / Math.max(...upgraded.map(r => r.seconds))
-    ctx.log(`    ${nUpgraded} upgraded, ${Math.round(upgradesPerSec)}/s, gateway CPU ${((upgradeCpu * 1e6) / Math.max(1, nUpgraded)).toFixed(0)} µs per upgrade`)
-    await sleep(1_000)
-    const connected = await memory(gw.child)
+    const upgradesPerSec = nUpgraded / upgrade.seconds
+    ctx.log(`    ${nUpgraded} upgraded in ${processes} steps, ${Math.round(upgradesPerSec)}/s, gateway CPU ${((upgrade.cpu * 1e6) / Math.max(1, nUpgraded)).toFixed(0)} µs per upgrade`)
+    const connected = upgrade.memory[processes - 1]
 
-    const t0 = performance.now()
-    const cpu1 = cpuSeconds(gw.child.pid)
-    const authed = await phase(loads, 'hello', 'authed', phaseTimeoutMs + 30_000)
-    const helloSeconds = (performance.now() - t0) / 1000
-    const helloCpu = cpuSeconds(gw.child.pid) - cpu1
+    const hello = await stepped(gw.child, loads, 'hello', 'authed', 2_000, phaseTimeoutMs)
+    const authed = hello.reports
     const nAuthed = authed.reduce((n, r) => n + r.ok, 0)
-    const hellosPerSec = nAuthed / helloSeconds
-    ctx.log(`    ${nAuthed} authenticated, ${Math.round(hellosPerSec)} hellos/s, gateway CPU ${((helloCpu * 1e6) / Math.max(1, nAuthed)).toFixed(0)} µs per hello`)
-    await sleep(2_000)
-    const after = await memory(gw.child)
+    const hellosPerSec = nAuthed / hello.seconds
+    ctx.log(`    ${nAuthed} authenticated, ${Math.round(hellosPerSec)} hellos/s, gateway CPU ${((hello.cpu * 1e6) / Math.max(1, nAuthed)).toFixed(0)} µs per hello`)
+    const after = hello.memory[processes - 1]
+    const steps = stepCosts(baseline, upgrade.memory, hello.memory, authed)
+    ctx.log(`    RSS per session by step: ${steps.map(s => (s.rssPerSession / 1024).toFixed(2)).join(', ')} KiB`)
     const failed = [...upgraded, ...authed].reduce((n, r) => n + r.failed, 0)
     const lastError = [...upgraded, ...authed].map(r => r.lastError).find(e => e !== '')
 
@@ -123,8 +164,8 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
       lastError,
       upgradesPerSec,
       hellosPerSec,
-      cpuUsPerUpgrade: nUpgraded > 0 ? (upgradeCpu * 1e6) / nUpgraded : NaN,
-      cpuUsPerHello: nAuthed > 0 ? (helloCpu * 1e6) / nAuthed : NaN,
+      cpuUsPerUpgrade: nUpgraded > 0 ? (upgrade.cpu * 1e6) / nUpgraded : NaN,
+      cpuUsPerHello: nAuthed > 0 ? (hello.cpu * 1e6) / nAuthed : NaN,
       gatewayOpenFiles,
       loadProcesses: processes,
       sourceAddresses: address,
@@ -133,12 +174,13 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
       authed: after,
       rssPerSession: nAuthed > 0 ? (after.vmRss - baseline.vmRss) / nAuthed : NaN,
       heapPerSession: nAuthed > 0 ? (after.heapUsed - baseline.heapUsed) / nAuthed : NaN,
-      rssPerConnectionBeforeHello: nUpgraded > 0 ? (connected.vmRss - baseline.vmRss) / nUpgraded : NaN
+      rssPerConnectionBeforeHello: nUpgraded > 0 ? (connected.vmRss - baseline.vmRss) / nUpgraded : NaN,
+      steps
     }
     ctx.log(`    RSS ${(after.vmRss / 1048576).toFixed(1)} MiB: ${(result.idle.rssPerSession / 1024).toFixed(2)} KiB/session, heap ${(result.idle.heapPerSession / 1024).toFixed(2)} KiB/session`)
     if (capNote !== undefined) result.notes.push(`Fewer sessions than the target's 50,000: ${capNote}.`)
     if (failed > 0) result.notes.push(`${failed} connections or hellos failed (last error: ${lastError ?? '?'}).`)
-    result.notes.push('RSS is VmRSS of the gateway process (/proc/<pid>/status); heap is `process.memoryUsage().heapUsed` after two `gc()` calls, reported by the gateway child over its message pipe to the runner. Per session = (after − baseline) / sessions; the baseline is taken after a 500-session warm-up.')
+    result.notes.push('RSS is VmRSS of the gateway process (/proc/<pid>/status); heap is `process.memoryUsage().heapUsed` after two `gc()` calls, reported by the gateway child over its message pipe to the runner. Per session = (after − baseline) / sessions; the baseline is taken after a 500-session warm-up. The sessions are opened in steps, one load process each: every step\'s connections, then every step\'s hellos, memory measured after each step; a step\'s cost per session is what its connections and its hellos added, divided by its sessions.')
 
     for (const l of loads) l.send({ type: 'close' })
     await Promise.all(loads.map(async l => await l.next('closed', 30_000).catch(() => {})))

@@ -94,9 +94,12 @@ function instructionsTable (s: ScenarioResult): string {
   return table(['Case', 'Target', 'main thread outside GC (median window)', 'this ÷ gateway', 'main thread in GC (mean)', 'all threads (mean)', 'main thread, window by window', 'errors'], out)
 }
 
-/** `1–4,872: 9.61 KiB (heap 6.93)` per step. */
+/** `1–4,872: 9.61 KiB (heap 6.93)` per step (the sessions each step authenticated, counted on from the steps before). */
 export function idleSteps (steps: IdleStep[]): string {
-  return steps.map(s => `${fmt(s.total - s.sessions + 1)}–${fmt(s.total)}: ${(s.rssPerSession / 1024).toFixed(2)} KiB (heap ${(s.heapPerSession / 1024).toFixed(2)})`).join('; ')
+  return steps.map(s => s.sessions === 0
+    ? `none authenticated after ${fmt(s.total)}`
+    : `${fmt(s.total - s.sessions + 1)}–${fmt(s.total)}: ${(s.rssPerSession / 1024).toFixed(2)} KiB (heap ${(s.heapPerSession / 1024).toFixed(2)})`
+  ).join('; ')
 }
 
 function idleTable (s: ScenarioResult): string {

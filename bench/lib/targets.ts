@@ -22,7 +22,7 @@ const RSS_LIMIT = 12 * 1024
 /** What each step of sessions added per session (bench/scenarios/idle.ts), for a run that could not reach 50,000. */
 function stepsNote (steps: IdleStep[] | undefined): string {
   if (steps === undefined || steps.length < 2) return ''
-  return `; RSS added per session by step of ${steps[0].sessions.toLocaleString('en-US')}: ${steps.map(s => (s.rssPerSession / 1024).toFixed(2)).join(', ')} KiB`
+  return `; RSS added per session, step by step: ${steps.map(s => s.sessions === 0 ? 'none' : (s.rssPerSession / 1024).toFixed(2)).join(', ')} KiB`
 }
 
 /** A ratio; with three decimals when two would round onto the threshold. */

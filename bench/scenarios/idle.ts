@@ -10,8 +10,9 @@ const PER_ADDRESS = 1_000
 /** File descriptors a process keeps for itself besides its sockets. */
 const FD_MARGIN = 512
 /**
- * Sessions are opened in at least this many steps, memory measured after each, to show whether
- * a session costs more as the count grows (the target's 50,000 may be out of reach of the box).
+ * Sessions are opened in at least this many steps (if there are as many sessions), memory measured
+ * after each, to show whether a session costs more as the count grows (the target's 50,000 may be
+ * out of reach of the box).
  */
 const MIN_STEPS = 4
 
@@ -49,6 +50,15 @@ async function stepped (gateway: Child, loads: Child[], command: string, reply: 
     out.memory.push(await memory(gateway))
   }
   return out
+}
+
+/**
+ * How many sessions each step opens: `MIN_STEPS` steps (one per session below that), more when
+ * one load process cannot hold a step (`perProcess` sockets at most), sizes differing by one at most.
+ */
+export function stepSizes (cap: number, perProcess: number): number[] {
+  const steps = Math.min(cap, Math.max(MIN_STEPS, Math.ceil(cap / perProcess)))
+  return Array.from({ length: steps }, (_, i) => Math.floor((cap * (i + 1)) / steps) - Math.floor((cap * i) / steps))
 }
 
 /** What step k's sessions added: its connections (upgrade pass) plus its hellos (hello pass), per session. */
@@ -122,11 +132,9 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
       ? `the gateway's open-files limit is ${gatewayOpenFiles} (the hard limit here; \`ulimit -n 200000\` is refused without CAP_SYS_RESOURCE), so ${cap} sessions were tried instead of ${requested}`
       : undefined
     const perProcess = Math.max(1, loadLimit - FD_MARGIN)
-    const perStep = Math.min(perProcess, Math.ceil(cap / MIN_STEPS))
     const loads: Child[] = []
     let address = 0
-    for (let opened = 0; opened < cap; opened += perStep) {
-      const count = Math.min(perStep, cap - opened)
+    for (const count of stepSizes(cap, perProcess)) {
       loads.push(await startLoad(count, address))
       address += Math.ceil(count / PER_ADDRESS)
     }

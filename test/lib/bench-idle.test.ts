@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { renderMarkdown } from '../../bench/lib/report.js'
 import { evaluateTargets } from '../../bench/lib/targets.js'
-import { stepCosts } from '../../bench/scenarios/idle.js'
+import { stepCosts, stepSizes } from '../../bench/scenarios/idle.js'
 import type { IdleResult, MemSample, Results } from '../../bench/lib/types.js'
 
 const KiB = 1024
@@ -26,6 +26,20 @@ test('stepCosts: a step whose hellos all failed has no cost per session, not a d
   t.equal(step.sessions, 0)
   t.ok(Number.isNaN(step.rssPerSession))
   t.ok(Number.isNaN(step.heapPerSession))
+})
+
+test('stepSizes: at least four steps that add up to the sessions asked for, none larger than a load process holds', async (t) => {
+  t.same(stepSizes(19_488, 19_488), [4872, 4872, 4872, 4872])
+  t.same(stepSizes(19_490, 19_488), [4872, 4873, 4872, 4873], 'sizes differ by one at most')
+  t.same(stepSizes(5, 100), [1, 1, 1, 2], 'four steps as soon as there are four sessions')
+  t.same(stepSizes(2, 100), [1, 1], 'one per session below four')
+  t.same(stepSizes(1, 100), [1])
+  const many = stepSizes(50_000, 9_000)
+  t.equal(many.length, 6, 'more steps when a load process cannot hold a quarter')
+  t.ok(many.every(n => n <= 9_000))
+  for (const [cap, per] of [[50_000, 9_000], [19_490, 19_488], [7, 2], [1001, 3]]) {
+    t.equal(stepSizes(cap, per).reduce((a, b) => a + b, 0), cap, `${cap} in steps of at most ${per} add up`)
+  }
 })
 
 function idleResults (idle: Partial<IdleResult>): Results {
@@ -73,7 +87,16 @@ test('the idle table and target give the cost per session of each step, when the
   t.match(md, '| Gateway RSS (heap) per session, step by step: the sessions of each step, what they added | 1–4,872: 10.36 KiB (heap 7.10); 4,873–9,744: 7.79 KiB (heap 6.90); 9,745–14,616: 8.06 KiB (heap 6.90); 14,617–19,488: 7.86 KiB (heap 6.90) |')
   const target = evaluateTargets(results).find(r => r.id === 'idle-rss')
   t.equal(target?.pass, true)
-  t.match(target?.detail, 'measured at 19,488 sessions, not 50,000 (the open-files limit is 20000); RSS added per session by step of 4,872: 10.36, 7.79, 8.06, 7.86 KiB')
+  t.match(target?.detail, 'measured at 19,488 sessions, not 50,000 (the open-files limit is 20000); RSS added per session, step by step: 10.36, 7.79, 8.06, 7.86 KiB')
+})
+
+test('a step with no session authenticated says so instead of a cost per session', async (t) => {
+  const steps = [STEPS[0], { sessions: 0, total: 4872, rssPerSession: NaN, heapPerSession: NaN }, { ...STEPS[1], total: 9744 }]
+  const results = idleResults({ steps })
+  const md = renderMarkdown(results, [])
+  t.match(md, '1–4,872: 10.36 KiB (heap 7.10); none authenticated after 4,872; 4,873–9,744: 7.79 KiB (heap 6.90)')
+  t.notMatch(md, 'NaN')
+  t.match(evaluateTargets(results).find(r => r.id === 'idle-rss')?.detail, 'step by step: 10.36, none, 7.79 KiB')
 })
 
 test('results written before the steps read as before: no step row, no step note', async (t) => {

@@ -30,9 +30,10 @@ async function memory (gateway: Child): Promise<MemSample> {
 
 interface PhaseReport { ok: number, failed: number, seconds: number, timedOut: boolean, lastError: string }
 
-async function phase (loads: Child[], command: string, reply: string, timeoutMs: number): Promise<PhaseReport[]> {
-  for (const l of loads) l.send({ type: command })
-  return await Promise.all(loads.map(async l => await l.next(reply, timeoutMs) as unknown as PhaseReport))
+/** One phase of one load process: the command, then its report. */
+async function phase (load: Child, command: string, reply: string, timeoutMs: number): Promise<PhaseReport> {
+  load.send({ type: command })
+  return await load.next(reply, timeoutMs) as unknown as PhaseReport
 }
 
 interface Stepped { reports: PhaseReport[], memory: MemSample[], seconds: number, cpu: number }
@@ -42,7 +43,7 @@ async function stepped (gateway: Child, loads: Child[], command: string, reply: 
   const out: Stepped = { reports: [], memory: [], seconds: 0, cpu: 0 }
   for (const load of loads) {
     const cpu = cpuSeconds(gateway.pid)
-    const [report] = await phase([load], command, reply, phaseTimeoutMs + 30_000)
+    const report = await phase(load, command, reply, phaseTimeoutMs + 30_000)
     out.cpu += cpuSeconds(gateway.pid) - cpu
     out.seconds += report.seconds
     out.reports.push(report)
@@ -117,8 +118,8 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
 
     // Warm-up: a few hundred sessions opened and closed, so that the baseline has the JIT-compiled code and pools.
     const warm = await startLoad(500, 0)
-    await phase([warm], 'upgrade', 'upgraded', phaseTimeoutMs + 30_000)
-    await phase([warm], 'hello', 'authed', phaseTimeoutMs + 30_000)
+    await phase(warm, 'upgrade', 'upgraded', phaseTimeoutMs + 30_000)
+    await phase(warm, 'hello', 'authed', phaseTimeoutMs + 30_000)
     const loadLimit = openFilesLimit(warm.pid) || 1024
     warm.send({ type: 'close' })
     await warm.next('closed')

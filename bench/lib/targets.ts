@@ -137,67 +137,66 @@ function notValid (target: Pick<TargetResult, 'id' | 'scenario' | 'title' | 'req
   return { ...target, display: NOT_VALID, pass: null, detail: why }
 }
 
-function ratioTarget (results: Results, id: string, scenario: ScenarioName, kase: string, other: string, otherName: string, min: number, per: string, title: string): TargetResult {
-  const rows = results.scenarios[scenario]?.rows ?? []
-  const gw = find(rows, scenario, kase, 'gateway')
+/** One "gateway ≥ min × other" target: which rows, the threshold, and how its numbers read. */
+interface RatioSpec {
+  id: string
+  scenario: ScenarioName
+  kase: string
+  title: string
+  /** The comparator's target, and its name in the text. */
+  other: string
+  otherName: string
+  min: number
+  /** The unit of the CPU cost: request, message, KiB. */
+  per: string
+  /** The gateway's target in the rows; `gateway` unless said. */
+  gateway?: string
+  /** The requirement as shown; `≥ min× otherName` unless said. */
+  requirement?: string
+  /** The numbers behind the ratio; the two medians in the rows' unit unless said. */
+  numbers?: (gw: Row, other: Row) => string
+}
+
+function ratioTarget (results: Results, spec: RatioSpec): TargetResult {
+  const { id, scenario, kase, title, other, otherName, min, per } = spec
+  const gateway = spec.gateway ?? 'gateway'
+  const s = results.scenarios[scenario]
+  const rows = s?.rows ?? []
+  const gw = find(rows, scenario, kase, gateway)
   const o = find(rows, scenario, kase, other)
-  const requirement = `≥ ${min}× ${otherName}`
+  const requirement = spec.requirement ?? `≥ ${min}× ${otherName}`
   if (gw === undefined || o === undefined) {
-    return { id, scenario, title, requirement, display: 'not measured', pass: null, detail: results.scenarios[scenario] === undefined ? 'scenario not run' : `${gw === undefined ? 'gateway' : otherName} not measured` }
+    const missing = [gw === undefined ? gateway : undefined, o === undefined ? otherName : undefined].filter(m => m !== undefined).join(' and ')
+    const detail = s === undefined ? 'scenario not run' : !s.available ? (s.notes[0] ?? '') : `${missing} not measured`
+    return { id, scenario, title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail }
   }
   const invalid = invalidRows(gw, o)
   if (invalid !== '') return notValid({ id, scenario, title, requirement }, invalid)
   const h = headlineRatio(results, scenario, kase, gw, o)
-  const { ratio, range } = h
-  const pass = ratio >= min
+  const pass = h.ratio >= min
+  const numbers = spec.numbers?.(gw, o) ?? `${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`
   return {
     id,
     scenario,
     title,
     requirement,
-    measured: ratio,
-    display: x(ratio, min) + rangeText(h, n => x(n)),
+    measured: h.ratio,
+    display: x(h.ratio, min) + rangeText(h, n => x(n)),
     pass,
     withinNoise: straddles(h, min),
-    detail: `${range !== undefined ? 'medians of all rounds: ' : ''}${Math.round(gw.value).toLocaleString('en-US')} vs ${Math.round(o.value).toLocaleString('en-US')} ${gw.unit}`,
+    detail: `${h.range !== undefined && spec.numbers === undefined ? 'medians of all rounds: ' : ''}${numbers}`,
     limits: pass ? undefined : cpuLimits(gw, o, otherName, per)
   }
 }
 
-function streamsTarget (results: Results, id: string, target: string, title: string): TargetResult {
-  const rows = results.scenarios.streams?.rows ?? []
-  const gw = find(rows, 'streams', '16 streams', target)
-  const raw = find(rows, 'streams', '16 streams', 'raw')
-  const requirement = '≥ 0.5× raw ws'
-  const s = results.scenarios.streams
-  if (gw === undefined || raw === undefined) {
-    const missing = [gw === undefined ? target : undefined, raw === undefined ? 'raw' : undefined].filter(m => m !== undefined).join(' and ')
-    const detail = s === undefined ? 'scenario not run' : s.available === false ? (s.notes[0] ?? '') : `${missing} not measured`
-    return { id, scenario: 'streams', title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail }
-  }
-  const invalid = invalidRows(gw, raw)
-  if (invalid !== '') return notValid({ id, scenario: 'streams', title, requirement }, invalid)
-  const h = headlineRatio(results, 'streams', '16 streams', gw, raw)
-  const pass = h.ratio >= 0.5
-  return {
-    id,
-    scenario: 'streams',
-    title,
-    requirement,
-    measured: h.ratio,
-    display: x(h.ratio, 0.5) + rangeText(h, n => x(n)),
-    pass,
-    withinNoise: straddles(h, 0.5),
-    detail: `${(gw.value / 1048576).toFixed(1)} vs ${(raw.value / 1048576).toFixed(1)} MiB/s`,
-    limits: pass ? undefined : cpuLimits(gw, raw, 'the raw ws echo server', 'KiB')
-  }
-}
+const mib = (r: Row): string => (r.value / 1048576).toFixed(1)
 
 export function evaluateTargets (results: Results): TargetResult[] {
   const out: TargetResult[] = []
   for (const kase of ['100 B', '10 KB']) {
-    out.push(ratioTarget(results, `http-nginx-${kase}`, 'http', kase, 'nginx', 'nginx', 0.45, 'request', `HTTP proxy, auth: none, ${kase}: req/s vs nginx`))
-    out.push(ratioTarget(results, `http-bare-${kase}`, 'http', kase, 'bare', 'bare @fastify/http-proxy', 1.3, 'request', `HTTP proxy, auth: none, ${kase}: req/s vs bare @fastify/http-proxy`))
+    const http = { scenario: 'http', kase, per: 'request' } as const
+    out.push(ratioTarget(results, { ...http, id: `http-nginx-${kase}`, other: 'nginx', otherName: 'nginx', min: 0.45, title: `HTTP proxy, auth: none, ${kase}: req/s vs nginx` }))
+    out.push(ratioTarget(results, { ...http, id: `http-bare-${kase}`, other: 'bare', otherName: 'bare @fastify/http-proxy', min: 1.3, title: `HTTP proxy, auth: none, ${kase}: req/s vs bare @fastify/http-proxy` }))
   }
   for (const kase of ['100 B', '10 KB']) {
     const rows = results.scenarios.http?.rows ?? []
@@ -233,12 +232,14 @@ export function evaluateTargets (results: Results): TargetResult[] {
     })
   }
   for (const kase of ['64 B', '4 KB']) {
-    out.push(ratioTarget(results, `ws-nginx-${kase}`, 'ws', kase, 'nginx', 'nginx', 1.0, 'message', `WebSocket echo, ${kase}: messages/s vs nginx`))
-    out.push(ratioTarget(results, `ws-bare-${kase}`, 'ws', kase, 'bare', 'bare @fastify/http-proxy', 1.0, 'message', `WebSocket echo, ${kase}: messages/s vs bare @fastify/http-proxy`))
+    const ws = { scenario: 'ws', kase, per: 'message', min: 1.0 } as const
+    out.push(ratioTarget(results, { ...ws, id: `ws-nginx-${kase}`, other: 'nginx', otherName: 'nginx', title: `WebSocket echo, ${kase}: messages/s vs nginx` }))
+    out.push(ratioTarget(results, { ...ws, id: `ws-bare-${kase}`, other: 'bare', otherName: 'bare @fastify/http-proxy', title: `WebSocket echo, ${kase}: messages/s vs bare @fastify/http-proxy` }))
   }
   // JSON frames (base64), as measured since the first run, and binary stream_data, the protocol's form for bulk bytes.
-  out.push(streamsTarget(results, 'streams-16', 'gateway', '/ws streams, 16 streams on one socket, JSON frames: bytes/s vs raw ws binary echo'))
-  out.push(streamsTarget(results, 'streams-binary-16', 'gateway-binary', '/ws streams, 16 streams on one socket, binary frames: bytes/s vs raw ws binary echo'))
+  const streams = { scenario: 'streams', kase: '16 streams', other: 'raw', otherName: 'the raw ws echo server', min: 0.5, per: 'KiB', requirement: '≥ 0.5× raw ws', numbers: (gw: Row, raw: Row) => `${mib(gw)} vs ${mib(raw)} MiB/s` } as const
+  out.push(ratioTarget(results, { ...streams, id: 'streams-16', gateway: 'gateway', title: '/ws streams, 16 streams on one socket, JSON frames: bytes/s vs raw ws binary echo' }))
+  out.push(ratioTarget(results, { ...streams, id: 'streams-binary-16', gateway: 'gateway-binary', title: '/ws streams, 16 streams on one socket, binary frames: bytes/s vs raw ws binary echo' }))
   {
     const s = results.scenarios.idle
     const idle = s?.idle

@@ -101,3 +101,31 @@ test('cpuPerOp divides a CPU delta by the operations served, whole and in its tw
   t.same(cpuPerOp({ user: 0.3, kernel: 0.1 }, 1_000), { cpuUsPerOp: 400, kernelUsPerOp: 100, userUsPerOp: 300 })
   t.same(cpuPerOp({ user: 0.3, kernel: 0.1 }, 0), {}, 'nothing per operation when none was served')
 })
+
+test('a ratio target without its rows says what is missing: the scenario, its note when it could not run, or the target', async (t) => {
+  const onlyBare = httpResults([], [10, 10, 10])
+  const http = evaluateTargets(onlyBare).find(x => x.id === 'http-nginx-100 B')
+  t.same([http?.display, http?.pass, http?.detail], ['not measured', null, 'gateway and nginx not measured'])
+
+  const streams = evaluateTargets(onlyBare).find(x => x.id === 'streams-16')
+  t.same([streams?.display, streams?.detail], ['not measured', 'scenario not run'])
+
+  const unavailable = httpResults([15], [10])
+  unavailable.scenarios.streams = { name: 'streams', ranAt: '', commit: '', seconds: 0, options: {}, rows: [], available: false, notes: ['/ws is not there'] }
+  const binary = evaluateTargets(unavailable).find(x => x.id === 'streams-binary-16')
+  t.same([binary?.display, binary?.pass, binary?.detail, binary?.requirement], ['not available', null, '/ws is not there', '≥ 0.5× raw ws'])
+})
+
+test('the streams targets compare MiB/s of the gateway target they name with the raw echo, round by round', async (t) => {
+  const mib = 1048576
+  const rows = (target: string, values: number[]): Row[] => values.map((v, i) => ({ scenario: 'streams', case: '16 streams', target, label: target, value: v * mib, unit: 'B/s', errors: 0, loadavg: 0, round: i }))
+  const roundRows = [...rows('raw', [400, 400, 400]), ...rows('gateway', [180, 184, 220]), ...rows('gateway-binary', [320, 330, 340])]
+  const results = httpResults([15], [10])
+  results.scenarios.streams = { name: 'streams', ranAt: '', commit: '', seconds: 0, options: {}, rows: medianRows(roundRows), roundRows, available: true, notes: [] }
+  const targets = evaluateTargets(results)
+  const json = targets.find(x => x.id === 'streams-16')
+  t.same([json?.pass, json?.measured, json?.detail], [false, 0.46, '184.0 vs 400.0 MiB/s'])
+  t.match(json?.display, /^0\.46× \(3 rounds: 0\.45× to 0\.55×/)
+  const binary = targets.find(x => x.id === 'streams-binary-16')
+  t.same([binary?.pass, binary?.measured, binary?.detail], [true, 0.825, '330.0 vs 400.0 MiB/s'])
+})

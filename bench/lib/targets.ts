@@ -167,7 +167,7 @@ function ratioTarget (results: Results, spec: RatioSpec): TargetResult {
   const requirement = spec.requirement ?? `≥ ${min}× ${otherName}`
   if (gw === undefined || o === undefined) {
     const missing = [gw === undefined ? gateway : undefined, o === undefined ? otherName : undefined].filter(m => m !== undefined).join(' and ')
-    const detail = s === undefined ? 'scenario not run' : !s.available ? (s.notes[0] ?? '') : `${missing} not measured`
+    const detail = s === undefined ? 'scenario not run' : s.available === false ? (s.notes[0] ?? '') : `${missing} not measured`
     return { id, scenario, title, requirement, display: s?.available === false ? 'not available' : 'not measured', pass: null, detail }
   }
   const invalid = invalidRows(gw, o)

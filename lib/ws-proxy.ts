@@ -1,8 +1,8 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { acceptKey } from './ws-frames.js'
+import { randomString } from './random.js'
 
 /**
  * The two WebSocket handshakes of a proxied route, done by the gateway itself so that it
@@ -44,7 +44,7 @@ function refuseAnswer (res: IncomingMessage, key: string, offered: string[]): st
 
 /** Opens the upstream WebSocket (`url` is http: or https:) before the client is upgraded, so a dead upstream can still get an HTTP 502/504. */
 export async function connectUpstream (url: string, opts: UpstreamOptions): Promise<OpenUpstream> {
-  const key = randomBytes(16).toString('base64')
+  const key = randomString(16, 'base64')
   const headers: OutgoingHttpHeaders = {
     ...opts.headers,
     connection: 'Upgrade',

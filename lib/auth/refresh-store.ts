@@ -1,5 +1,6 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import { sha256Digest } from '../hash.js'
+import { randomString } from '../random.js'
 import type { Principal } from './principal.js'
 
 export interface RefreshStoreOptions {
@@ -61,8 +62,8 @@ export class RefreshStore<C> {
   /** Starts a family for a fresh authentication; returns its first refresh token. */
   issue (principal: Principal, credential: C): { family: RefreshFamily<C>, token: string } {
     const family: RefreshFamily<C> = {
-      id: randomBytes(16).toString('base64url'),
-      sid: randomBytes(12).toString('base64url'),
+      id: randomString(16, 'base64url'),
+      sid: randomString(12, 'base64url'),
       generation: 0,
       tokenHash: Buffer.alloc(0),
       principal,
@@ -142,7 +143,7 @@ export class RefreshStore<C> {
 
   private advance (family: RefreshFamily<C>): string {
     family.generation++
-    const token = `${family.id}.${family.generation}.${randomBytes(32).toString('base64url')}`
+    const token = `${family.id}.${family.generation}.${randomString(32, 'base64url')}`
     family.tokenHash = hashToken(token)
     family.expiresAt = this.now() + this.opts.ttlMs
     // Re-inserting keeps the Map in least-recently-used order for eviction.

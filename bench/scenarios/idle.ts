@@ -2,6 +2,7 @@ import { Child, cpuSeconds, openFilesLimit, sleep } from '../lib/proc.js'
 import type { Context, IdleStep, MemSample, ScenarioResult } from '../lib/types.js'
 import type { IdleOptions } from '../load/idle.js'
 import { DEVICE, Stack, newScenario, probeWs, startGateway, startUpstream } from './common.js'
+import { stepRss } from '../lib/targets.js'
 
 /** The target's session count; more is tried only when asked for with --sessions. */
 export const IDLE_TARGET_SESSIONS = 50_000
@@ -160,7 +161,7 @@ export async function runIdle (ctx: Context): Promise<ScenarioResult> {
     ctx.log(`    ${nAuthed} authenticated, ${Math.round(hellosPerSec)} hellos/s, gateway CPU ${((hello.cpu * 1e6) / Math.max(1, nAuthed)).toFixed(0)} µs per hello`)
     const after = hello.memory[processes - 1]
     const steps = stepCosts(baseline, upgrade.memory, hello.memory, authed)
-    ctx.log(`    RSS per session by step: ${steps.map(s => (s.rssPerSession / 1024).toFixed(2)).join(', ')} KiB`)
+    ctx.log(`    RSS per session by step: ${stepRss(steps)} KiB`)
     const failed = [...upgraded, ...authed].reduce((n, r) => n + r.failed, 0)
     const lastError = [...upgraded, ...authed].map(r => r.lastError).find(e => e !== '')
 

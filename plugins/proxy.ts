@@ -7,6 +7,7 @@ import { BadPathError, BadRequestError, CloseCode, UpgradeRequiredError, Upstrea
 import { isUnsafePath } from '../lib/paths.js'
 import { acceptClient, connectUpstream, upgradeHead, UpstreamConnectError, type OpenUpstream } from '../lib/ws-proxy.js'
 import { Relay, type RelayControls } from '../lib/ws-relay.js'
+import { detachUpgradeResponse } from '../lib/ws-upgrade.js'
 import { isValidKey } from '../lib/ws-frames.js'
 import type { Connection } from '../lib/registry.js'
 import type { Principal, ReauthResult } from '../lib/auth/principal.js'
@@ -137,6 +138,7 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, con
       throw timedOut ? new UpstreamTimeoutError(route.timeoutMs) : new UpstreamUnavailableError((err as Error).message)
     }
     reply.hijack()
+    detachUpgradeResponse(reply)
     const socket = request.raw.socket
     // The client left while the upstream was dialled.
     if (socket.destroyed || !socket.writable) {

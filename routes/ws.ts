@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { compactString } from '../lib/session/session.js'
 import { UpgradeRequiredError } from '../lib/errors.js'
+import { detachUpgradeResponse, ownErrorListener } from '../lib/ws-upgrade.js'
 
 /** GET /ws: the gateway's own multiplexing endpoint (docs/protocol.md). */
 const ws: FastifyPluginAsync = async (fastify) => {
@@ -11,9 +11,13 @@ const ws: FastifyPluginAsync = async (fastify) => {
     config: rateLimit !== undefined ? { rateLimit } : {},
     // A plain HTTP GET gets a JSON error saying what the endpoint wants.
     handler: async () => { throw new UpgradeRequiredError('/ws') },
+    // The last hook before the upgrade: nothing answers over HTTP after it (lib/ws-upgrade.ts).
+    preHandler: (request, reply, done) => {
+      if (request.ws) detachUpgradeResponse(reply)
+      done()
+    },
     wsHandler: (socket, request) => {
-      // The request lives as long as the socket (@fastify/websocket keeps it), and so does its id.
-      compactString(request.id)
+      ownErrorListener(socket, request.log)
       fastify.sessions.accept(socket, { log: request.log, remoteAddress: request.ip, transport: request.raw.socket })
     }
   })

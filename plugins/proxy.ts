@@ -138,7 +138,8 @@ function registerWebSocketRoute (scope: FastifyInstance, route: RouteConfig, con
       throw timedOut ? new UpstreamTimeoutError(route.timeoutMs) : new UpstreamUnavailableError((err as Error).message)
     }
     reply.hijack()
-    detachUpgradeResponse(reply)
+    // Nothing answers over HTTP from here: the relay keeps neither the request nor its response (lib/ws-upgrade.ts).
+    detachUpgradeResponse(reply.raw)
     const socket = request.raw.socket
     // The client left while the upstream was dialled.
     if (socket.destroyed || !socket.writable) {

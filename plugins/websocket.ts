@@ -66,6 +66,8 @@ export default fp(async (fastify) => {
   fastify.decorate('websocketRelays', relays)
   fastify.decorate('websocketShuttingDown', false)
   await fastify.register(websocket, {
+    // No `errorHandler`: /ws replaces @fastify/websocket's error listener with its default's
+    // behaviour (lib/ws-upgrade.ts, releaseUpgrade), which a custom handler here would not reach.
     options: { maxPayload: fastify.config.maxFrameBytes, clientTracking: true },
     // Shutdown: every client learns the server is going away (1001), not an abnormal drop.
     preClose (done) {

@@ -1,4 +1,6 @@
 import { test } from 'tap'
+import { connect } from 'node:net'
+import { once } from 'node:events'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { FastifyInstance } from 'fastify'
@@ -86,14 +88,33 @@ test('a WebSocket protocol error on a session is logged and closes only that soc
   bad.socket.send(Buffer.from([0xc3, 0x28]), { binary: false })
   t.equal((await bad.closed).code, 1007)
   await waitFor(() => gw.logs.some(l => l.includes('WS_ERR_INVALID_UTF8')), 'the error to be logged')
-  const logged = JSON.parse(gw.logs.find(l => l.includes('WS_ERR_INVALID_UTF8')) as string)
+  const lines = gw.logs.filter(l => l.includes('WS_ERR_INVALID_UTF8'))
+  t.equal(lines.length, 1, 'once: the replaced listener is gone')
+  const logged = JSON.parse(lines[0])
   t.equal(logged.level, 50, 'at error level')
   t.type(logged.reqId, 'string', 'with the upgrade request\'s id')
 
-  // The other session is untouched.
+  // The other session is untouched, with one error listener on its WebSocket.
+  t.same([...gw.app.websocketServer.clients].map(c => c.listenerCount('error')), [1])
   good.openStream('e', 'echo')
   good.write('e', 'fine')
   t.equal((await good.read('e', 4)).bytes.toString(), 'fine')
   await waitFor(() => gw.app.sessions.stats().connections === 1, 'only the bad socket to go')
   good.close()
+})
+
+test('a HEAD /ws with upgrade headers still gets its 426 and its socket closed', async (t) => {
+  const gw = await startGateway(t)
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  await once(socket, 'connect')
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
+  let closed = false
+  socket.on('close', () => { closed = true })
+  socket.write('HEAD /ws HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+  await waitFor(() => received.includes('\r\n\r\n'), 'the answer')
+  t.match(received, /^HTTP\/1\.1 426 /)
+  await waitFor(() => closed, 'the gateway to close the socket')
+  t.ok(closed, 'closed by the gateway')
 })

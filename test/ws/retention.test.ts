@@ -95,6 +95,7 @@ test('a WebSocket protocol error on a session is logged and closes only that soc
   t.type(logged.reqId, 'string', 'with the upgrade request\'s id')
 
   // The other session is untouched, with one error listener on its WebSocket.
+  await waitFor(() => gw.app.websocketServer.clients.size === 1, 'the bad socket to leave the server')
   t.same([...gw.app.websocketServer.clients].map(c => c.listenerCount('error')), [1])
   good.openStream('e', 'echo')
   good.write('e', 'fine')
@@ -106,6 +107,8 @@ test('a WebSocket protocol error on a session is logged and closes only that soc
 test('a HEAD /ws with upgrade headers still gets its 426 and its socket closed', async (t) => {
   const gw = await startGateway(t)
   const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  // A reset must fail the test below, not the process.
+  socket.on('error', () => {})
   await once(socket, 'connect')
   let received = ''
   socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
@@ -113,8 +116,13 @@ test('a HEAD /ws with upgrade headers still gets its 426 and its socket closed',
   socket.on('close', () => { closed = true })
   socket.write('HEAD /ws HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
     'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
-  await waitFor(() => received.includes('\r\n\r\n'), 'the answer')
-  t.match(received, /^HTTP\/1\.1 426 /)
-  await waitFor(() => closed, 'the gateway to close the socket')
-  t.ok(closed, 'closed by the gateway')
+  try {
+    await waitFor(() => received.includes('\r\n\r\n'), 'the answer', 5_000)
+    t.match(received, /^HTTP\/1\.1 426 /)
+    await waitFor(() => closed, 'the gateway to close the socket', 5_000)
+    t.ok(closed, 'closed by the gateway')
+  } finally {
+    // Before the gateway's own teardown, which would wait for a socket left open by a failure.
+    socket.destroy()
+  }
 })

@@ -173,7 +173,8 @@ export function renderMarkdown (results: Results, profiles: SavedProfile[]): str
     ['Load average at start', `${m.loadavgAtStart.join(' / ')} (1/5/15 min; other work on the box adds noise, see the loadavg column in latest.json)`],
     ['HTTP load generator', loadgen === 'wrk' ? `wrk ${m.wrk ?? ''} (\`-t1 -c${o.connections}\`)` : `autocannon (\`-c ${o.connections}\`)`],
     ['nginx', m.nginx ?? 'not installed: `apt-get install -y nginx wrk`'],
-    ['Durations (of the last scenario run; each section names its own)', `${o.durationS} s per measurement after a ${o.warmupS} s warm-up, ${o.rounds} round(s), interleaved (each round starts one target later): values are medians; ratios are the median of the ratios of each round (shown beside each target: the range across rounds, and the distribution-free confidence interval of that median, from the rounds' order statistics)`]
+    // Scenarios run at different times keep their own options; one run-wide line would describe only the last (idle has no rounds).
+    ['Durations', 'each timed section names its rounds, seconds per measurement and warm-up; rounds are interleaved (each round starts one target later): values are medians; ratios are the median of the ratios of each round (shown beside each target: the range across rounds, and the distribution-free confidence interval of that median, from the rounds\' order statistics)']
   ]), '')
   lines.push('Ratios measured side by side in the same run are the headline; absolute numbers are context for this machine.', '')
 

@@ -51,6 +51,17 @@ test('chartSvg: the idle line, when idle sessions were measured', async (t) => {
   t.match(chartSvg(results), 'Idle /ws sessions: 9.1 KiB RSS per session at 19,488 sessions, 7,481 hellos/s')
 })
 
+test('renderMarkdown: rounds and durations per section, none run-wide (the last scenario run may have none)', async (t) => {
+  const results = streamsResults()
+  results.scenarios.streams!.options = { durationS: 10, warmupS: 1, rounds: 3 }
+  // A later idle run leaves its own options as the run's: no rounds of its own.
+  results.options = { ...results.options, rounds: 7 }
+  const md = renderMarkdown(results, [])
+  t.match(md, '| Durations | each timed section names its rounds, seconds per measurement and warm-up;')
+  t.match(md, ', 3 round(s) of 10 s per measurement after 1 s of warm-up,')
+  t.notMatch(md, '7 round(s)')
+})
+
 test('renderMarkdown: the streams table gives MiB/s, CPU per KiB and the load client\'s CPU of each target', async (t) => {
   const md = renderMarkdown(streamsResults(), [])
   t.match(md, '| Case | Target | MiB/s | CPU % (gateway / echo server) | CPU µs/KiB | CPU % (load client) | errors |')

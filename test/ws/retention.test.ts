@@ -1,4 +1,6 @@
 import { test } from 'tap'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import type { ClientRequest } from 'node:http'
 import { connect } from 'node:net'
 import { once } from 'node:events'
 import { setFlagsFromString } from 'node:v8'
@@ -58,15 +60,25 @@ test('a live /ws session does not keep its upgrade request, reply or their HTTP 
   await waitFor(() => gw.app.sessions.stats().connections === 0, 'the session to go')
 })
 
-test('a live proxied WebSocket does not keep its upgrade request, reply or their HTTP objects', async (t) => {
+test('a live proxied WebSocket does not keep its upgrade request, reply or their HTTP objects, nor its upstream handshake\'s', async (t) => {
   const refs: Refs = []
+  // The gateway's own handshake with the upstream: its ClientRequest and that request's Agent.
+  const onUpstreamRequest = (message: unknown): void => {
+    const { request } = message as { request: ClientRequest & { agent?: object } }
+    // The test's own client makes one too, to /live/echo.
+    if (request.path !== '/echo') return
+    refs.push(['upstream ClientRequest', new WeakRef(request)])
+    if (request.agent !== undefined) refs.push(['upstream Agent', new WeakRef(request.agent)])
+  }
+  subscribe('http.client.request.start', onUpstreamRequest)
+  t.teardown(() => { unsubscribe('http.client.request.start', onUpstreamRequest) })
   const up = await startWsUpstream(t)
   const gw = await buildGateway(t, { routes: [{ prefix: '/live', upstream: up.url, websocket: true, auth: 'none' }] }, trackUpgrades(refs))
   const client = new TestClient(`${gw.wsUrl}/live/echo`)
   await client.open()
   client.send('one')
   t.equal(await client.next(), 'one')
-  t.equal(refs.length, 4, 'the upgrade was tracked')
+  t.equal(refs.length, 6, 'the upgrade and the upstream handshake were tracked')
 
   t.same(await stillAlive(refs), [], 'all collected')
   t.equal(gw.app.websocketRelays.size, 1, 'while the relay lives')

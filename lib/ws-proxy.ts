@@ -32,7 +32,6 @@ export class UpstreamConnectError extends Error {
   }
 }
 
-/** Why an upstream's 101 cannot be used, or `undefined` when it can. */
 /**
  * Not a closure: a listener made inside connectUpstream would keep its scope, and with it the
  * ClientRequest, its answer, its Agent and its timer, alive for as long as the upstream socket
@@ -40,6 +39,7 @@ export class UpstreamConnectError extends Error {
  */
 function ignoreError (): void {}
 
+/** Why an upstream's 101 cannot be used, or `undefined` when it can. */
 function refuseAnswer (res: IncomingMessage, key: string, offered: string[]): string | undefined {
   if (res.headers.upgrade?.toLowerCase() !== 'websocket') return 'upstream answered 101 without Upgrade: websocket'
   if (res.headers['sec-websocket-accept'] !== acceptKey(key)) return 'upstream sent a wrong Sec-WebSocket-Accept'

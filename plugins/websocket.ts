@@ -6,6 +6,11 @@ import { CloseCode } from '../lib/errors.js'
 
 const kAlive = Symbol('alive')
 type TrackedSocket = WebSocket & { [kAlive]?: boolean }
+
+/** One function for every socket (`this` is the socket), not a closure and its scope per connection. */
+function onPong (this: TrackedSocket): void {
+  this[kAlive] = true
+}
 /** How long shutdown waits for relayed sockets to finish their close handshake. */
 const RELAY_SHUTDOWN_MS = 2000
 
@@ -81,7 +86,7 @@ export default fp(async (fastify) => {
   const wss = fastify.websocketServer
   wss.on('connection', (socket: TrackedSocket) => {
     socket[kAlive] = true
-    socket.on('pong', () => { socket[kAlive] = true })
+    socket.on('pong', onPong)
   })
   const timer = setInterval(() => {
     for (const socket of wss.clients as Set<TrackedSocket>) {

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import { sha256Digest } from '../hash.js'
+import { sha256Digest, sha256Hex } from '../hash.js'
 import { randomString } from '../random.js'
 import type { Principal } from './principal.js'
 
@@ -24,7 +24,8 @@ export interface RefreshFamily<C> {
   /** Public: access tokens carry it (`sid`) to find the family. */
   readonly sid: string
   generation: number
-  tokenHash: Buffer
+  /** sha256 of the current token, hex: a string costs a session a third of what a 32-byte Buffer does (about 80 bytes against 220). */
+  tokenHash: string
   principal: Principal
   /** What re-authorizes the family at each refresh (the original method's credential). */
   credential: C
@@ -40,10 +41,6 @@ export type InspectResult<C> =
 export type RotateResult<C> = Exclude<InspectResult<C>, { status: 'ok' }> | { status: 'ok', family: RefreshFamily<C>, token: string }
 
 const TOKEN = /^([A-Za-z0-9_-]{22})\.(\d{1,10})\.([A-Za-z0-9_-]{43})$/
-
-function hashToken (token: string): Buffer {
-  return sha256Digest(token)
-}
 
 /**
  * Opaque rotating refresh tokens, in memory. Tokens look like `<family>.<generation>.<secret>`;
@@ -65,7 +62,7 @@ export class RefreshStore<C> {
       id: randomString(16, 'base64url'),
       sid: randomString(12, 'base64url'),
       generation: 0,
-      tokenHash: Buffer.alloc(0),
+      tokenHash: '',
       principal,
       credential,
       expiresAt: 0
@@ -93,8 +90,7 @@ export class RefreshStore<C> {
       this.revoke(family.sid)
       return { status: 'reused', family }
     }
-    const hash = hashToken(token)
-    if (generation !== family.generation || !timingSafeEqual(hash, family.tokenHash)) return { status: 'invalid' }
+    if (generation !== family.generation || !timingSafeEqual(sha256Digest(token), Buffer.from(family.tokenHash, 'hex'))) return { status: 'invalid' }
     if (family.expiresAt <= this.now()) {
       this.drop(family)
       return { status: 'expired' }
@@ -144,7 +140,7 @@ export class RefreshStore<C> {
   private advance (family: RefreshFamily<C>): string {
     family.generation++
     const token = `${family.id}.${family.generation}.${randomString(32, 'base64url')}`
-    family.tokenHash = hashToken(token)
+    family.tokenHash = sha256Hex(token)
     family.expiresAt = this.now() + this.opts.ttlMs
     // Re-inserting keeps the Map in least-recently-used order for eviction.
     this.families.delete(family.id)

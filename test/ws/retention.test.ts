@@ -62,17 +62,18 @@ test('a live /ws session does not keep its upgrade request, reply or their HTTP 
 
 test('a live proxied WebSocket does not keep its upgrade request, reply or their HTTP objects, nor its upstream handshake\'s', async (t) => {
   const refs: Refs = []
-  // The gateway's own handshake with the upstream: its ClientRequest and that request's Agent.
+  const up = await startWsUpstream(t)
+  // The gateway's own handshake with the upstream (the test's client makes one too, to the gateway):
+  // its ClientRequest and that request's Agent.
+  const upstreamHost = new URL(up.url).host
   const onUpstreamRequest = (message: unknown): void => {
     const { request } = message as { request: ClientRequest & { agent?: object } }
-    // The test's own client makes one too, to /live/echo.
-    if (request.path !== '/echo') return
+    if (request.getHeader('host') !== upstreamHost) return
     refs.push(['upstream ClientRequest', new WeakRef(request)])
     if (request.agent !== undefined) refs.push(['upstream Agent', new WeakRef(request.agent)])
   }
   subscribe('http.client.request.start', onUpstreamRequest)
   t.teardown(() => { unsubscribe('http.client.request.start', onUpstreamRequest) })
-  const up = await startWsUpstream(t)
   const gw = await buildGateway(t, { routes: [{ prefix: '/live', upstream: up.url, websocket: true, auth: 'none' }] }, trackUpgrades(refs))
   const client = new TestClient(`${gw.wsUrl}/live/echo`)
   await client.open()

@@ -11,6 +11,7 @@ type TrackedSocket = WebSocket & { [kAlive]?: boolean }
 function onPong (this: TrackedSocket): void {
   this[kAlive] = true
 }
+
 /** How long shutdown waits for relayed sockets to finish their close handshake. */
 const RELAY_SHUTDOWN_MS = 2000
 

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import WebSocket, { WebSocketServer } from 'ws'
@@ -123,4 +123,25 @@ export async function waitFor (cond: () => boolean | Promise<boolean>, what = 'c
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 10))
   }
+}
+
+/**
+ * Writes `text` on a bare TCP socket to `base` and resolves with everything answered, once the
+ * server has closed the socket; a socket the server leaves open fails after `timeoutMs`.
+ */
+export async function rawRequest (base: string, text: string, timeoutMs = 10_000): Promise<string> {
+  const socket = connect(Number(new URL(base).port), '127.0.0.1')
+  // A reset ends the exchange like a close; it must not throw.
+  socket.on('error', () => {})
+  let out = ''
+  let closed = false
+  socket.on('data', (d: Buffer) => { out += d.toString() })
+  socket.on('close', () => { closed = true })
+  socket.write(text)
+  try {
+    await waitFor(() => closed, 'the server to close the socket', timeoutMs)
+  } finally {
+    socket.destroy()
+  }
+  return out
 }

@@ -3,7 +3,7 @@ import { request } from 'undici'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { EventEmitter, once } from 'node:events'
-import { buildGateway, startHttpUpstream } from '../helper.js'
+import { buildGateway, rawRequest, startHttpUpstream } from '../helper.js'
 
 test('GET and POST are proxied with the prefix stripped, bodies streamed both ways', async (t) => {
   const seen: Array<{ method?: string, url?: string, body: number }> = []
@@ -292,17 +292,6 @@ test('path traversal through a prefix is refused and never reaches the upstream'
   t.equal(await ok.body.text(), 'ok')
   t.same(urls, ['/public/files/a.txt'])
 })
-
-async function rawRequest (base: string, text: string): Promise<string> {
-  const { port } = new URL(base)
-  const { connect } = await import('node:net')
-  const socket = connect(Number(port), '127.0.0.1')
-  socket.write(text)
-  let out = ''
-  socket.on('data', (d: Buffer) => { out += d.toString() })
-  await once(socket, 'close')
-  return out
-}
 
 test('internal error details never reach the client; parser errors are JSON too', async (t) => {
   const gw = await buildGateway(t, {}, (app) => {

@@ -1,12 +1,10 @@
 import { test } from 'tap'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { ClientRequest } from 'node:http'
-import { connect } from 'node:net'
-import { once } from 'node:events'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { FastifyInstance } from 'fastify'
-import { buildGateway, startWsUpstream, TestClient, waitFor } from '../helper.js'
+import { buildGateway, rawRequest, startWsUpstream, TestClient, waitFor } from '../helper.js'
 import { DEVICE, startGateway, WsClient } from './helpers.js'
 
 // A WeakRef shows whether the upgrade's objects are still reachable once V8 has collected.
@@ -119,23 +117,8 @@ test('a WebSocket protocol error on a session is logged and closes only that soc
 
 test('a HEAD /ws with upgrade headers still gets its 426 and its socket closed', async (t) => {
   const gw = await startGateway(t)
-  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
-  // A reset must fail the test below, not the process.
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  let received = ''
-  socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
-  let closed = false
-  socket.on('close', () => { closed = true })
-  socket.write('HEAD /ws HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
-    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
-  try {
-    await waitFor(() => received.includes('\r\n\r\n'), 'the answer', 5_000)
-    t.match(received, /^HTTP\/1\.1 426 /)
-    await waitFor(() => closed, 'the gateway to close the socket', 5_000)
-    t.ok(closed, 'closed by the gateway')
-  } finally {
-    // Before the gateway's own teardown, which would wait for a socket left open by a failure.
-    socket.destroy()
-  }
+  // rawRequest returns once the gateway has closed the socket, and fails if it never does.
+  const answer = await rawRequest(gw.url, 'HEAD /ws HTTP/1.1\r\nHost: gateway\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', 5_000)
+  t.match(answer, /^HTTP\/1\.1 426 /, 'answered 426, then closed by the gateway')
 })

@@ -49,6 +49,14 @@ function ratio (results: Results, scenario: 'http' | 'ws' | 'streams', rows: Row
   return `${headlineRatio(results, scenario, x.case, x, y).ratio.toFixed(2)}×`
 }
 
+/**
+ * A generous estimate of a text's width in px (no font metrics here): a sans-serif character
+ * averages about half its font size, a bold one a little more.
+ */
+function textWidth (text: string, fontSize: number, bold: boolean): number {
+  return text.length * fontSize * (bold ? 0.62 : 0.56)
+}
+
 export function chartSvg (results: Results): string {
   const panels: Panel[] = []
   const add = (scenario: 'http' | 'ws' | 'streams', kase: string, title: string): void => {
@@ -80,7 +88,11 @@ export function chartSvg (results: Results): string {
   for (const p of panels) {
     const max = Math.max(...p.rows.map(r => r.value))
     out.push(`<text x="12" y="${y}" class="t">${esc(p.title)}</text>`)
-    if (p.subtitle !== '') out.push(`<text x="${width - 12}" y="${y}" class="s" text-anchor="end">${esc(p.subtitle)}</text>`)
+    if (p.subtitle !== '') {
+      // Beside the title when both fit on the line, else right-aligned on a line of its own.
+      if (12 + textWidth(p.title, 13, true) + 16 + textWidth(p.subtitle, 12, false) > width - 12) y += 16
+      out.push(`<text x="${width - 12}" y="${y}" class="s" text-anchor="end">${esc(p.subtitle)}</text>`)
+    }
     y += 10
     for (const r of p.rows) {
       const w = max > 0 ? Math.max(1, (r.value / max) * barW) : 1

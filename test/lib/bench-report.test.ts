@@ -45,6 +45,21 @@ test('chartSvg: a panel per measured case, the ratios the targets give, bars sca
   t.notMatch(svg, 'Idle /ws sessions', 'no idle line without an idle run')
 })
 
+test('chartSvg: a ratio line that would run into its panel\'s title goes on a line of its own', async (t) => {
+  const results = streamsResults()
+  const roundRows = [0, 1, 2].flatMap(i => ['raw', 'gateway-binary', 'gateway'].map(target => ({ ...streamsRow(target, i, 100, 2, 90), case: '1 stream' })))
+  const streams = results.scenarios.streams as NonNullable<Results['scenarios']['streams']>
+  streams.roundRows = [...(streams.roundRows ?? []), ...roundRows]
+  streams.rows.push(...medianRows(roundRows))
+  results.scenarios.http = { ...streams, name: 'http', rows: [{ ...streams.rows[0], scenario: 'http', case: '100 B', target: 'gateway' }, { ...streams.rows[0], scenario: 'http', case: '100 B', target: 'nginx' }], roundRows: [] } as unknown as Results['scenarios']['http']
+  const svg = chartSvg(results)
+  const y = (pattern: RegExp): number => Number(pattern.exec(svg)?.[1])
+  const title16 = y(/<text x="12" y="(\d+)" class="t">\/ws streams, 16 streams/)
+  t.equal(y(/<text x="748" y="(\d+)" class="s" text-anchor="end">binary frames = 0.80× raw/), title16 + 16, 'the long streams title: the ratios one line below it')
+  const titleHttp = y(/<text x="12" y="(\d+)" class="t">HTTP, 100 B/)
+  t.equal(y(/<text x="748" y="(\d+)" class="s" text-anchor="end">gateway = /), titleHttp, 'a short title keeps its ratios beside it')
+})
+
 test('chartSvg: the idle line, when idle sessions were measured', async (t) => {
   const results = streamsResults()
   results.scenarios.idle = { idle: { rssPerSession: 9.05 * 1024, authenticated: 19_488, hellosPerSec: 7481.4 } } as unknown as Results['scenarios']['idle']

@@ -26,13 +26,16 @@ async function probe (url: string, headers: Record<string, string> = {}): Promis
   return { status: res.status, length: body.byteLength, requestId: res.headers.get('x-request-id') }
 }
 
-/** A gateway access token for the bench device from `POST /auth/token`; throws with what the gateway answered. */
-async function issueToken (gatewayBase: string): Promise<string> {
+/**
+ * A gateway access token for the bench device from `POST /auth/token`; throws with what the
+ * gateway answered. `timeoutMs` is longer for a gateway under valgrind (the instructions scenario).
+ */
+export async function issueToken (gatewayBase: string, timeoutMs = 5_000): Promise<string> {
   const res = await fetch(`${gatewayBase}/auth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ device_id: DEVICE.device_id, token: DEVICE.token }),
-    signal: AbortSignal.timeout(5_000)
+    signal: AbortSignal.timeout(timeoutMs)
   }).catch((err: Error) => { throw new Error(`POST /auth/token failed: ${err.message}`) })
   const text = await res.text()
   let token: string | undefined

@@ -13,7 +13,7 @@ import { autocannonPath, httpLoad } from '../lib/http-load.js'
 import { Child, sleep } from '../lib/proc.js'
 import type { Context, Row, ScenarioResult } from '../lib/types.js'
 import type { WsEchoOptions } from '../load/ws-echo.js'
-import { HTTP_SIZES } from './http.js'
+import { HTTP_SIZES, issueToken } from './http.js'
 import { WS_SIZES } from './ws.js'
 import { Stack, median, newScenario, startBare, startGateway, startNodeFloor, startUpstream, wants } from './common.js'
 
@@ -36,6 +36,8 @@ interface Target {
   /** The WebSocket echo route (through to the upstream's echo server), and the label of its rows. */
   wsPath: string
   wsLabel: string
+  /** A second HTTP route counted after the WebSocket echo, with headers made once the proxy is up (the gateway's `auth: required` route). */
+  auth?: { target: string, label: string, path: string, headers: (base: string) => Promise<Record<string, string>> }
 }
 
 /** The rows of one size: counts per request (or echo) of `amount` each, window by window. */
@@ -93,8 +95,8 @@ export function windowsRow (windows: DumpCounts[], requests: number): WindowsSum
   }
 }
 
-async function load (url: string, connections: number, amount: number): Promise<number> {
-  const r = await httpLoad('autocannon', { url, connections, durationS: 0, amount })
+async function load (url: string, connections: number, amount: number, headers?: Record<string, string>): Promise<number> {
+  const r = await httpLoad('autocannon', { url, connections, durationS: 0, amount, headers })
   return r.errors
 }
 
@@ -111,10 +113,10 @@ class Windows {
   }
 }
 
-async function countHttp (ctx: Context, base: string, windows: Windows): Promise<Counted[]> {
+async function countHttp (ctx: Context, base: string, windows: Windows, headers?: Record<string, string>): Promise<Counted[]> {
   ctx.log(`    HTTP: warming up (${WARM_REQUESTS} requests under valgrind)`)
   for (let i = 0; i < WARM_REQUESTS / WARM_BATCH; i++) {
-    await load(`${base}${HTTP_SIZES[i % HTTP_SIZES.length][0]}`, ctx.opts.connections, WARM_BATCH)
+    await load(`${base}${HTTP_SIZES[i % HTTP_SIZES.length][0]}`, ctx.opts.connections, WARM_BATCH, headers)
   }
   const out: Counted[] = []
   for (const [size, kase] of HTTP_SIZES) {
@@ -124,7 +126,7 @@ async function countHttp (ctx: Context, base: string, windows: Windows): Promise
     // forced gc() before counting makes it worse: it drops compiled code and type feedback.
     const counted: Counted = { kase, unit: 'instructions/req', windows: [], amount: WINDOW_REQUESTS, errors: 0, loadavg: loadavg()[0] }
     for (let w = 0; w < WINDOWS; w++) {
-      const { counts, errors } = await windows.count(async () => await load(`${base}${size}`, ctx.opts.connections, WINDOW_REQUESTS))
+      const { counts, errors } = await windows.count(async () => await load(`${base}${size}`, ctx.opts.connections, WINDOW_REQUESTS, headers))
       counted.windows.push(counts)
       counted.errors += errors
     }
@@ -177,7 +179,7 @@ async function countWs (ctx: Context, url: string, windows: Windows): Promise<Co
   }
 }
 
-function countedRow (t: Target, c: Counted): Row {
+function countedRow (t: Pick<Target, 'target' | 'label' | 'wsLabel'>, c: Counted): Row {
   return {
     scenario: 'instructions',
     case: c.kase,
@@ -203,9 +205,16 @@ async function measureTarget (ctx: Context, t: Target, dir: string): Promise<Row
     const counted = [
       ...await countHttp(ctx, `http://127.0.0.1:${port}${t.path}`, windows),
       ...await countWs(ctx, `ws://127.0.0.1:${port}${t.wsPath}`, windows)
-    ]
+    ].map(c => ({ t: t as Pick<Target, 'target' | 'label' | 'wsLabel'>, c }))
+    // Last, so that the rows counted before are as comparable with earlier runs as they were.
+    if (t.auth !== undefined) {
+      const auth = { ...t.auth, wsLabel: '' }
+      ctx.log(`  instructions ${auth.target}:`)
+      const headers = await t.auth.headers(`http://127.0.0.1:${port}`)
+      counted.push(...(await countHttp(ctx, `http://127.0.0.1:${port}${t.auth.path}`, windows, headers)).map(c => ({ t: auth, c })))
+    }
     const k = (n: number): string => `${Math.round(n / 1000)}k`
-    for (const c of counted) {
+    for (const { t, c } of counted) {
       const row = countedRow(t, c)
       rows.push(row)
       ctx.log(`    ${c.kase}: main thread ${(row.windowsPerOp ?? []).map(k).join(' ')} per ${c.unit === 'instructions/req' ? 'request' : 'echo'} by window; outside GC ${k(row.value)} (median), GC ${k(row.gcPerOp ?? 0)}, all threads ${k(row.allThreadsPerOp ?? 0)} (means)${c.errors > 0 ? `, ${c.errors} errors` : ''}`)
@@ -229,7 +238,16 @@ export async function runInstructions (ctx: Context): Promise<ScenarioResult> {
   const all: Target[] = [
     { target: 'bare', label: 'bare Fastify + @fastify/http-proxy', start: async (stack, w) => await startBare(stack, upstreamPort, w), path: '/api/', wsPath: '/wsecho/echo', wsLabel: 'bare Fastify + @fastify/http-proxy (websocket: true)' },
     { target: 'node', label: 'plain Node http + undici Pool (the Node floor)', start: async (stack, w) => await startNodeFloor(stack, upstreamPort, w), path: '/api/', wsPath: '/wsecho/echo', wsLabel: 'plain Node TCP relay after the upgrade (the Node floor)' },
-    { target: 'gateway', label: 'gateway, auth: none', start: async (stack, w) => await startGateway(ctx, stack, 'instructions', upstreamPort, { wrapper: w }), path: '/api/', wsPath: '/wsecho/echo', wsLabel: 'gateway route, websocket: true' }
+    {
+      target: 'gateway',
+      label: 'gateway, auth: none',
+      start: async (stack, w) => await startGateway(ctx, stack, 'instructions', upstreamPort, { wrapper: w }),
+      path: '/api/',
+      wsPath: '/wsecho/echo',
+      wsLabel: 'gateway route, websocket: true',
+      // A token lives 15 minutes by default: issued just before its route is counted.
+      auth: { target: 'gateway-token', label: 'gateway, auth: required (gateway token)', path: '/secure/', headers: async (base) => ({ authorization: `Bearer ${await issueToken(base, 120_000)}` }) }
+    }
   ]
   const targets = all.filter(t => wants(ctx, t.target))
   const stack = new Stack()

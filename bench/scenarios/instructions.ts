@@ -194,7 +194,8 @@ function countedRow (t: Pick<Target, 'target' | 'label' | 'wsLabel'>, c: Counted
   }
 }
 
-async function measureTarget (ctx: Context, t: Target, dir: string): Promise<Row[]> {
+/** The rows of one target; a failure to count its `auth` route goes into `notes` and keeps the rows counted before it. */
+async function measureTarget (ctx: Context, t: Target, dir: string, notes: string[]): Promise<Row[]> {
   const stack = new Stack()
   const outFile = join(dir, `${t.target}.out`)
   const rows: Row[] = []
@@ -210,8 +211,12 @@ async function measureTarget (ctx: Context, t: Target, dir: string): Promise<Row
     if (t.auth !== undefined) {
       const auth = { ...t.auth, wsLabel: '' }
       ctx.log(`  instructions ${auth.target}:`)
-      const headers = await t.auth.headers(`http://127.0.0.1:${port}`)
-      counted.push(...(await countHttp(ctx, `http://127.0.0.1:${port}${t.auth.path}`, windows, headers)).map(c => ({ t: auth, c })))
+      try {
+        const headers = await t.auth.headers(`http://127.0.0.1:${port}`)
+        counted.push(...(await countHttp(ctx, `http://127.0.0.1:${port}${t.auth.path}`, windows, headers)).map(c => ({ t: auth, c })))
+      } catch (err) {
+        notes.push(`${auth.label} not counted: ${(err as Error).message}`)
+      }
     }
     const k = (n: number): string => `${Math.round(n / 1000)}k`
     for (const { t, c } of counted) {
@@ -256,7 +261,7 @@ export async function runInstructions (ctx: Context): Promise<ScenarioResult> {
     upstreamPort = (await startUpstream(stack)).port
     for (const t of targets) {
       try {
-        result.rows.push(...await measureTarget(ctx, t, dir))
+        result.rows.push(...await measureTarget(ctx, t, dir, result.notes))
       } catch (err) {
         result.notes.push(`${t.label} not counted: ${(err as Error).message}`)
       }

@@ -179,7 +179,10 @@ async function countWs (ctx: Context, url: string, windows: Windows): Promise<Co
   }
 }
 
-function countedRow (t: Pick<Target, 'target' | 'label' | 'wsLabel'>, c: Counted): Row {
+/** What names a row: the target, and its HTTP and WebSocket labels. */
+type RowOwner = Pick<Target, 'target' | 'label' | 'wsLabel'>
+
+function countedRow (t: RowOwner, c: Counted): Row {
   return {
     scenario: 'instructions',
     case: c.kase,
@@ -203,26 +206,28 @@ async function measureTarget (ctx: Context, t: Target, dir: string, notes: strin
     const { child, port } = await t.start(stack, callgrindWrapper(outFile))
     const windows = new Windows(child.pid, outFile)
     ctx.log(`  instructions ${t.target}:`)
-    const counted = [
+    const k = (n: number): string => `${Math.round(n / 1000)}k`
+    const add = (owner: RowOwner, counted: Counted[]): void => {
+      for (const c of counted) {
+        const row = countedRow(owner, c)
+        rows.push(row)
+        ctx.log(`    ${c.kase}: main thread ${(row.windowsPerOp ?? []).map(k).join(' ')} per ${c.unit === 'instructions/req' ? 'request' : 'echo'} by window; outside GC ${k(row.value)} (median), GC ${k(row.gcPerOp ?? 0)}, all threads ${k(row.allThreadsPerOp ?? 0)} (means)${c.errors > 0 ? `, ${c.errors} errors` : ''}`)
+      }
+    }
+    add(t, [
       ...await countHttp(ctx, `http://127.0.0.1:${port}${t.path}`, windows),
       ...await countWs(ctx, `ws://127.0.0.1:${port}${t.wsPath}`, windows)
-    ].map(c => ({ t: t as Pick<Target, 'target' | 'label' | 'wsLabel'>, c }))
+    ])
     // Last, so that the rows counted before are as comparable with earlier runs as they were.
     if (t.auth !== undefined) {
       const auth = { ...t.auth, wsLabel: '' }
       ctx.log(`  instructions ${auth.target}:`)
       try {
         const headers = await t.auth.headers(`http://127.0.0.1:${port}`)
-        counted.push(...(await countHttp(ctx, `http://127.0.0.1:${port}${t.auth.path}`, windows, headers)).map(c => ({ t: auth, c })))
+        add(auth, await countHttp(ctx, `http://127.0.0.1:${port}${t.auth.path}`, windows, headers))
       } catch (err) {
         notes.push(`${auth.label} not counted: ${(err as Error).message}`)
       }
-    }
-    const k = (n: number): string => `${Math.round(n / 1000)}k`
-    for (const { t, c } of counted) {
-      const row = countedRow(t, c)
-      rows.push(row)
-      ctx.log(`    ${c.kase}: main thread ${(row.windowsPerOp ?? []).map(k).join(' ')} per ${c.unit === 'instructions/req' ? 'request' : 'echo'} by window; outside GC ${k(row.value)} (median), GC ${k(row.gcPerOp ?? 0)}, all threads ${k(row.allThreadsPerOp ?? 0)} (means)${c.errors > 0 ? `, ${c.errors} errors` : ''}`)
     }
   } finally {
     await stack.close()

@@ -49,6 +49,10 @@ function ratio (results: Results, scenario: 'http' | 'ws' | 'streams', rows: Row
   return `${headlineRatio(results, scenario, x.case, x, y).ratio.toFixed(2)}×`
 }
 
+/** Font sizes (px) of a panel's title and of its ratio line: the style below and the width estimate use both. */
+const TITLE_PX = 13
+const RATIO_PX = 12
+
 /**
  * A generous estimate of a text's width in px (no font metrics here): a sans-serif character
  * averages about half its font size, a bold one a little more.
@@ -90,7 +94,7 @@ export function chartSvg (results: Results): string {
     out.push(`<text x="12" y="${y}" class="t">${esc(p.title)}</text>`)
     if (p.subtitle !== '') {
       // Beside the title when both fit on the line, else right-aligned on a line of its own.
-      if (12 + textWidth(p.title, 13, true) + 16 + textWidth(p.subtitle, 12, false) > width - 12) y += 16
+      if (12 + textWidth(p.title, TITLE_PX, true) + 16 + textWidth(p.subtitle, RATIO_PX, false) > width - 12) y += 16
       out.push(`<text x="${width - 12}" y="${y}" class="s" text-anchor="end">${esc(p.subtitle)}</text>`)
     }
     y += 10
@@ -112,7 +116,7 @@ export function chartSvg (results: Results): string {
   const footer = `${m.cpuModel}, ${m.cores} cores, Node ${m.node}, commit ${m.commit}${m.dirty ? ' (dirty)' : ''}, ${results.ranAt.slice(0, 10)}`
   const height = y + 4
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif">
-<style>.h{font-size:15px;font-weight:600;fill:#111827}.t{font-size:13px;font-weight:600;fill:#111827}.s{font-size:12px;fill:#2563eb}.l{font-size:12px;fill:#374151}.v{font-size:11px;fill:#374151}.f{font-size:10px;fill:#6b7280}</style>
+<style>.h{font-size:15px;font-weight:600;fill:#111827}.t{font-size:${TITLE_PX}px;font-weight:600;fill:#111827}.s{font-size:${RATIO_PX}px;fill:#2563eb}.l{font-size:12px;fill:#374151}.v{font-size:11px;fill:#374151}.f{font-size:10px;fill:#6b7280}</style>
 <rect width="100%" height="100%" fill="#ffffff"/>
 <text x="12" y="18" class="h">httvps gateway benchmarks (higher is better; ratios are from the same run)</text>
 ${out.join('\n')}

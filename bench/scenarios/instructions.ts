@@ -214,8 +214,9 @@ async function measureTarget (ctx: Context, t: Target, dir: string, notes: strin
         ctx.log(`    ${c.kase}: main thread ${(row.windowsPerOp ?? []).map(k).join(' ')} per ${c.unit === 'instructions/req' ? 'request' : 'echo'} by window; outside GC ${k(row.value)} (median), GC ${k(row.gcPerOp ?? 0)}, all threads ${k(row.allThreadsPerOp ?? 0)} (means)${c.errors > 0 ? `, ${c.errors} errors` : ''}`)
       }
     }
+    const base = `http://127.0.0.1:${port}`
     add(t, [
-      ...await countHttp(ctx, `http://127.0.0.1:${port}${t.path}`, windows),
+      ...await countHttp(ctx, `${base}${t.path}`, windows),
       ...await countWs(ctx, `ws://127.0.0.1:${port}${t.wsPath}`, windows)
     ])
     // Last, so that the rows counted before are as comparable with earlier runs as they were.
@@ -223,8 +224,8 @@ async function measureTarget (ctx: Context, t: Target, dir: string, notes: strin
       const auth = { ...t.auth, wsLabel: '' }
       ctx.log(`  instructions ${auth.target}:`)
       try {
-        const headers = await t.auth.headers(`http://127.0.0.1:${port}`)
-        add(auth, await countHttp(ctx, `http://127.0.0.1:${port}${t.auth.path}`, windows, headers))
+        const headers = await auth.headers(base)
+        add(auth, await countHttp(ctx, `${base}${auth.path}`, windows, headers))
       } catch (err) {
         notes.push(`${auth.label} not counted: ${(err as Error).message}`)
       }
